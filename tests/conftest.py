@@ -1,0 +1,36 @@
+"""Shared fixtures. The external corpus is found through BERTH_CORPUS; tests that need it skip
+cleanly when it is unset."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    value = os.environ.get("BERTH_CORPUS")
+    if not value:
+        pytest.skip("BERTH_CORPUS is not set: the epics-containers corpus is not available")
+    path = Path(value).resolve()
+    if not path.is_dir():
+        pytest.skip(f"BERTH_CORPUS={value} is not a folder")
+    return path
+
+
+def run_berth(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None,
+              timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real `berth` command line in a subprocess, as a user would."""
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "berth", *map(str, args)],
+        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, input=input,
+    )
