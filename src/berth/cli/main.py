@@ -16,6 +16,7 @@ from berth.errors import BerthError
 # Modules under berth.cli that add commands; each has `register(app: typer.Typer) -> None`.
 COMMAND_MODULES: tuple[str, ...] = (
     "build",
+    "expand",
     "run",
     "ops",
     "screens",
@@ -30,6 +31,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+
+@app.callback()
+def _root() -> None:
+    """Build, run and deploy EPICS IOCs."""
 
 
 @app.command()
