@@ -18,7 +18,8 @@ class InstanceStatus:
     """One row of `berth ps`."""
 
     name: str
-    state: str  # running | stopped | starting | backoff | crashed | not deployed | not runnable here
+    # running | stopped | starting | backoff | crashed | not deployed | not runnable here
+    state: str
     version: str | None = None
     pid: int | None = None
     uptime: float | None = None  # seconds since the current process started
