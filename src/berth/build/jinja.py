@@ -1,0 +1,192 @@
+"""Jinja rendering for support and instance templates, the way ibek renders them, but safe.
+
+Templates run in a `SandboxedEnvironment` with strict undefined names. Each distinct template
+string is compiled once per process and cached. Strings without any Jinja markup skip Jinja
+entirely (with the same result Jinja would give). The `_global` helpers (`get_env`, `set`, `get`,
+`incrementor`) keep state for one generation run.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
+from jinja2.utils import missing, object_type_repr
+
+_TYPED = ("int", "float", "bool", "list", "dict")
+_TYPE_FILTER = re.compile(r"\| *([a-z]*) *}}")
+_CASTS: dict[str, type] = {"int": int, "float": float, "bool": bool, "list": list, "dict": dict}
+
+
+class TemplateProblem(Exception):
+    """A template could not be rendered; `message` says why, in words for the user."""
+
+    def __init__(self, message: str, template: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.template = template
+
+    def describe(self, origin: str = "") -> str:
+        """The message, the template text (shortened) and where the template comes from."""
+        text = self.template.strip()
+        if len(text) > 200:
+            text = text[:197] + "..."
+        where = f" (template from {origin})" if origin else ""
+        return self.message + (f"; in template {text!r}{where}" if text else where)
+
+
+class _Undefined(StrictUndefined):
+    """Strict undefined whose message names the entity (not a Python class) when it can."""
+
+    __slots__ = ()
+
+    @property
+    def _undefined_message(self) -> str:
+        if self._undefined_hint:
+            return self._undefined_hint
+        obj, name = self._undefined_obj, self._undefined_name
+        if obj is missing:
+            return f"'{name}' is undefined"
+        describe = getattr(obj, "_describe", None)
+        if describe is not None:
+            return f"{describe()} has no field '{name}'"
+        if isinstance(obj, Mapping):
+            return f"'{name}' is not one of the fields {', '.join(sorted(map(str, obj)))}"
+        return f"{object_type_repr(obj)} has no attribute '{name}'"
+
+
+_ENV = SandboxedEnvironment(undefined=_Undefined, keep_trailing_newline=False,
+                            autoescape=False)
+_CACHE: dict[str, Any] = {}
+_NEWLINES = re.compile(r"\r\n|\r")
+
+
+def compile_template(source: str) -> Any:
+    """The compiled template for `source` (compiled once, then cached)."""
+    template = _CACHE.get(source)
+    if template is None:
+        try:
+            template = _ENV.from_string(source)
+        except TemplateSyntaxError as exc:
+            raise TemplateProblem(f"Jinja syntax error: {exc.message} (template line "
+                                  f"{exc.lineno})", source) from None
+        _CACHE[source] = template
+    return template
+
+
+def cache_size() -> int:
+    return len(_CACHE)
+
+
+def _plain(source: str) -> str | None:
+    """What Jinja would render for a string with no markup at all, or None if it has some."""
+    if "{" in source:
+        return None
+    if "\r" in source:
+        source = _NEWLINES.sub("\n", source)
+    return source[:-1] if source.endswith("\n") else source
+
+
+def _coerce(value: str, typ: str, source: str) -> Any:
+    try:
+        return _CASTS[typ](ast.literal_eval(value))
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        raise TemplateProblem(f"expected a value of type {typ}, but the template rendered "
+                              f"{value!r}", source) from None
+
+
+class Globals:
+    """The `_global` object of templates: environment look-ups and shared variables."""
+
+    def __init__(self, env: Mapping[str, str]):
+        self._env = env
+        self.variables: dict[str, Any] = {}
+
+    def get_env(self, key: str) -> str:
+        return self._env.get(str(key), "")
+
+    def set(self, key: Any, value: Any) -> Any:
+        self.variables[str(key)] = value
+        return value
+
+    def get(self, key: Any, default: Any = "") -> Any:
+        return self.variables.get(str(key), default)
+
+    def incrementor(self, name: Any, start: int = 0, increment: int = 1,
+                    stop: int | None = None) -> int:
+        index = str(name)
+        counter = self.variables.get(index)
+        if counter is None:
+            self.variables[index] = start
+        else:
+            if not isinstance(counter, int):
+                raise TemplateProblem(f"incrementor '{index}': variable '{index}' holds "
+                                      f"{counter!r}, not a counter")
+            value = counter + increment
+            if stop is not None and value > stop:
+                raise TemplateProblem(f"counter '{index}' ran past its stop value {stop} "
+                                      f"(next value would be {value})")
+            self.variables[index] = value
+        return self.variables[index]
+
+
+class Renderer:
+    """Renders strings for one generation run: holds `_global` and the IOC names."""
+
+    def __init__(self, env: Mapping[str, str], ioc_yaml_file_name: str):
+        self.globals = Globals(env)
+        self.ioc_yaml_file_name = ioc_yaml_file_name
+        self.ioc_name = ""
+
+    def context(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        ctx = dict(fields)
+        ctx.update(self.globals.variables)
+        ctx["_global"] = self.globals
+        ctx["ioc_yaml_file_name"] = self.ioc_yaml_file_name
+        ctx["ioc_name"] = self.ioc_name
+        return ctx
+
+    def render(self, fields: Mapping[str, Any], source: Any, typ: str = "") -> Any:
+        """Render like ibek's `UTILS.render`: lists item by item, other non-strings unchanged;
+        `typ` (int float bool list dict) converts the result; with no `typ`, a trailing
+        `| int }}` style filter in the template picks the conversion."""
+        if isinstance(source, list):
+            return [self.render(fields, item) for item in source]
+        if not isinstance(source, str):
+            return source
+        plain = _plain(source)
+        if plain is not None:
+            result: Any = plain
+        else:
+            template = compile_template(source)
+            try:
+                result = template.render(self.context(fields))
+            except TemplateProblem as exc:
+                exc.template = source
+                raise
+            except SecurityError as exc:
+                raise TemplateProblem(f"unsafe template: {exc}", source) from None
+            except UndefinedError as exc:
+                raise TemplateProblem(str(exc), source) from None
+            except Exception as exc:  # anything a template expression can raise
+                raise TemplateProblem(f"{type(exc).__name__}: {exc}", source) from None
+        if typ:
+            if typ in _TYPED:
+                return _coerce(result, typ, source)
+            return result
+        if plain is None:
+            match = _TYPE_FILTER.search(source)
+            if match and match.group(1) in _TYPED:
+                return _coerce(result, match.group(1), source)
+        return result
+
+    def render_map(self, fields: Mapping[str, Any], mapping: Mapping[str, str | None]
+                   ) -> dict[str, Any]:
+        """Render each value; a key with no value means `{{ KEY }}`."""
+        return {key: self.render(fields, value if value is not None else f"{{{{ {key} }}}}")
+                for key, value in mapping.items()}
