@@ -8,19 +8,20 @@ entirely (with the same result Jinja would give). The `_global` helpers (`get_en
 
 from __future__ import annotations
 
-import ast
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
-from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
-from jinja2.utils import missing, object_type_repr
-
 _TYPED = ("int", "float", "bool", "list", "dict")
 _TYPE_FILTER = re.compile(r"\| *([a-z]*) *}}")
 _CASTS: dict[str, type] = {"int": int, "float": float, "bool": bool, "list": list, "dict": dict}
+_NEWLINES = re.compile(r"\r\n|\r")
+# `{{ name }}`, `{{ a.b.c }}`, `{{ _global.get_env('X') }}`, optionally `| upper` / `| lower`,
+# and nothing else: these render without Jinja (with the same result)
+_SIMPLE_EXPR = re.compile(
+    r"\{\{ *(?:(?P<path>[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)*)"
+    r"|_global\.get_env\((?P<q>['\"])(?P<env>[A-Za-z0-9_]*)(?P=q)\))"
+    r" *(?:\| *(?P<filter>upper|lower) *)?\}\}")
 
 
 class TemplateProblem(Exception):
@@ -40,41 +41,113 @@ class TemplateProblem(Exception):
         return self.message + (f"; in template {text!r}{where}" if text else where)
 
 
-class _Undefined(StrictUndefined):
-    """Strict undefined whose message names the entity (not a Python class) when it can."""
-
-    __slots__ = ()
-
-    @property
-    def _undefined_message(self) -> str:
-        if self._undefined_hint:
-            return self._undefined_hint
-        obj, name = self._undefined_obj, self._undefined_name
-        if obj is missing:
-            return f"'{name}' is undefined"
-        describe = getattr(obj, "_describe", None)
-        if describe is not None:
-            return f"{describe()} has no field '{name}'"
-        if isinstance(obj, Mapping):
-            return f"'{name}' is not one of the fields {', '.join(sorted(map(str, obj)))}"
-        return f"{object_type_repr(obj)} has no attribute '{name}'"
+def _describe_missing(obj: Any, name: str) -> str:
+    describe = getattr(obj, "_describe", None)
+    if describe is not None:
+        return f"{describe()} has no field '{name}'"
+    if isinstance(obj, Mapping):
+        return f"'{name}' is not one of the fields {', '.join(sorted(map(str, obj)))}"
+    return f"{type(obj).__name__} value has no attribute '{name}'"
 
 
-_ENV = SandboxedEnvironment(undefined=_Undefined, keep_trailing_newline=False,
-                            autoescape=False)
+_ENV: Any = None
+
+
+def _environment() -> Any:
+    """The sandboxed Jinja environment (jinja2 is imported on first need only)."""
+    global _ENV
+    if _ENV is None:
+        from jinja2 import StrictUndefined
+        from jinja2.sandbox import SandboxedEnvironment
+        from jinja2.utils import missing
+
+        class Undefined(StrictUndefined):
+            """Strict undefined whose message names the entity (not a Python class)."""
+
+            __slots__ = ()
+
+            @property
+            def _undefined_message(self) -> str:
+                if self._undefined_hint:
+                    return self._undefined_hint
+                obj, name = self._undefined_obj, self._undefined_name
+                if obj is missing:
+                    return f"'{name}' is undefined"
+                return _describe_missing(obj, str(name))
+
+        _ENV = SandboxedEnvironment(undefined=Undefined, keep_trailing_newline=False,
+                                    autoescape=False)
+    return _ENV
+
+
+class _NotSimple(Exception):
+    """A simple look-up met something only Jinja knows how to print."""
+
+
+class _Simple:
+    """A template made only of text and simple look-ups (see `_SIMPLE_EXPR`)."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: list[tuple[str, Any, str | None]]):
+        # (text before, dotted name as a tuple or an environment variable name, filter)
+        self.parts = parts
+
+    def render(self, renderer: Renderer, fields: Mapping[str, Any]) -> str:
+        out = []
+        for text, what, filt in self.parts:
+            out.append(text)
+            if what is None:
+                continue
+            if type(what) is tuple:
+                value = str(renderer.lookup(fields, what))
+            else:
+                value = renderer.globals.get_env(what)
+            if filt == "upper":
+                value = value.upper()
+            elif filt == "lower":
+                value = value.lower()
+            out.append(value)
+        return "".join(out)
+
+
 _CACHE: dict[str, Any] = {}
-_NEWLINES = re.compile(r"\r\n|\r")
+
+
+def _simple(source: str) -> _Simple | None:
+    if "{%" in source or "{#" in source:
+        return None
+    if "\r" in source:
+        source = _NEWLINES.sub("\n", source)
+    if source.endswith("\n"):
+        source = source[:-1]
+    parts: list[tuple[str, Any, str | None]] = []
+    pos = 0
+    for match in _SIMPLE_EXPR.finditer(source):
+        path = match.group("path")
+        what = tuple(path.split(".")) if path is not None else match.group("env")
+        parts.append((source[pos:match.start()], what, match.group("filter")))
+        pos = match.end()
+    tail = source[pos:]
+    if "{{" in tail or any("{{" in text for text, _, _ in parts):
+        return None
+    parts.append((tail, None, None))
+    return _Simple(parts)
 
 
 def compile_template(source: str) -> Any:
     """The compiled template for `source` (compiled once, then cached)."""
     template = _CACHE.get(source)
     if template is None:
-        try:
-            template = _ENV.from_string(source)
-        except TemplateSyntaxError as exc:
-            raise TemplateProblem(f"Jinja syntax error: {exc.message} (template line "
-                                  f"{exc.lineno})", source) from None
+        template = _simple(source)
+        if template is None:
+            from jinja2 import TemplateSyntaxError
+
+            try:
+                template = _environment().from_string(source)
+            except TemplateSyntaxError as exc:
+                raise TemplateProblem(f"Jinja syntax error: {exc.message} (template line "
+                                      f"{exc.lineno})", source) from None
         _CACHE[source] = template
     return template
 
@@ -93,6 +166,8 @@ def _plain(source: str) -> str | None:
 
 
 def _coerce(value: str, typ: str, source: str) -> Any:
+    import ast
+
     try:
         return _CASTS[typ](ast.literal_eval(value))
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
@@ -164,17 +239,17 @@ class Renderer:
             result: Any = plain
         else:
             template = compile_template(source)
-            try:
-                result = template.render(self.context(fields))
-            except TemplateProblem as exc:
-                exc.template = source
-                raise
-            except SecurityError as exc:
-                raise TemplateProblem(f"unsafe template: {exc}", source) from None
-            except UndefinedError as exc:
-                raise TemplateProblem(str(exc), source) from None
-            except Exception as exc:  # anything a template expression can raise
-                raise TemplateProblem(f"{type(exc).__name__}: {exc}", source) from None
+            if type(template) is _Simple:
+                try:
+                    result = template.render(self, fields)
+                except TemplateProblem as exc:
+                    exc.template = source
+                    raise
+                except _NotSimple:
+                    jinja_template = _environment().from_string(source)
+                    result = self._render_jinja(jinja_template, fields, source)
+            else:
+                result = self._render_jinja(template, fields, source)
         if typ:
             if typ in _TYPED:
                 return _coerce(result, typ, source)
@@ -184,6 +259,54 @@ class Renderer:
             if match and match.group(1) in _TYPED:
                 return _coerce(result, match.group(1), source)
         return result
+
+    def lookup(self, fields: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+        """`a.b.c` as Jinja resolves it in `context(fields)` (attribute, else item)."""
+        name = path[0]
+        value: Any
+        if name == "ioc_name":
+            value = self.ioc_name
+        elif name == "ioc_yaml_file_name":
+            value = self.ioc_yaml_file_name
+        elif name in self.globals.variables:
+            value = self.globals.variables[name]
+        elif name in fields:
+            value = fields[name]
+        else:
+            raise TemplateProblem(f"'{name}' is undefined")
+        for attr in path[1:]:
+            if isinstance(value, Mapping):
+                if attr in value and not hasattr(value, attr):
+                    value = value[attr]
+                    continue
+                if not hasattr(value, attr):
+                    raise TemplateProblem(_describe_missing(value, attr))
+            try:
+                value = getattr(value, attr)
+            except AttributeError:
+                try:
+                    value = value[attr]
+                except (TypeError, LookupError):
+                    raise TemplateProblem(_describe_missing(value, attr)) from None
+        if callable(value) and not hasattr(value, "_describe"):
+            raise _NotSimple  # a method: let Jinja decide what printing it means
+        return value
+
+    def _render_jinja(self, template: Any, fields: Mapping[str, Any], source: str) -> Any:
+        from jinja2 import UndefinedError
+        from jinja2.exceptions import SecurityError
+
+        try:
+            return template.render(self.context(fields))
+        except TemplateProblem as exc:
+            exc.template = source
+            raise
+        except SecurityError as exc:
+            raise TemplateProblem(f"unsafe template: {exc}", source) from None
+        except UndefinedError as exc:
+            raise TemplateProblem(str(exc), source) from None
+        except Exception as exc:  # anything a template expression can raise
+            raise TemplateProblem(f"{type(exc).__name__}: {exc}", source) from None
 
     def render_map(self, fields: Mapping[str, Any], mapping: Mapping[str, str | None]
                    ) -> dict[str, Any]:

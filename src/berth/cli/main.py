@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import importlib
 import sys
-
-import typer
+from typing import TYPE_CHECKING, Any
 
 from berth.errors import BerthError
+
+if TYPE_CHECKING:
+    import typer
 
 # Modules under berth.cli that add commands; each has `register(app: typer.Typer) -> None`.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -22,31 +24,53 @@ COMMAND_MODULES: tuple[str, ...] = (
     "screens",
 )
 
-app = typer.Typer(
-    name="berth",
-    help="Build, run and deploy EPICS IOCs: ibek-compatible generation, an embedded EPICS "
-    "runtime, and operation of a beamline's services on one machine, compose or Kubernetes.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
+# Commands that, given ordinary arguments, run without typer (they run at every IOC start, where
+# typer's own start-up would cost more than the work): command -> module under berth.cli with
+# `fast(argv) -> int | None`, None meaning "let typer handle these arguments" (help, mistakes).
+FAST_COMMANDS: dict[str, str] = {"generate": "build", "schema": "build"}
+
+_app: typer.Typer | None = None
 
 
-@app.callback()
-def _root() -> None:
-    """Build, run and deploy EPICS IOCs."""
+def _make_app() -> typer.Typer:
+    import typer
+
+    app = typer.Typer(
+        name="berth",
+        help="Build, run and deploy EPICS IOCs: ibek-compatible generation, an embedded EPICS "
+        "runtime, and operation of a beamline's services on one machine, compose or Kubernetes.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+    )
+
+    @app.callback()
+    def _root() -> None:
+        """Build, run and deploy EPICS IOCs."""
+
+    @app.command()
+    def version() -> None:
+        """Print berth's version."""
+        from berth import __version__
+
+        print(__version__)
+
+    return app
 
 
-@app.command()
-def version() -> None:
-    """Print berth's version."""
-    from berth import __version__
-
-    print(__version__)
+def __getattr__(name: str) -> Any:
+    """`app`, the typer application, is made on first use (typer costs ~0.1 s to import)."""
+    global _app
+    if name == "app":
+        if _app is None:
+            _app = _make_app()
+        return _app
+    raise AttributeError(name)
 
 
 def _register_all() -> None:
+    app = __getattr__("app")
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(f"berth.cli.{name}")
@@ -64,8 +88,24 @@ def report(err: BerthError) -> int:
     return err.exit_code
 
 
+def _fast(args: list[str]) -> None:
+    if not args or args[0] not in FAST_COMMANDS:
+        return
+    module = importlib.import_module(f"berth.cli.{FAST_COMMANDS[args[0]]}")
+    try:
+        code = module.fast(args)
+    except BerthError as err:
+        sys.exit(report(err))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    if code is not None:
+        sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
+    _fast(list(sys.argv[1:] if argv is None else argv))
     _register_all()
+    app = __getattr__("app")
     try:
         app(args=argv, standalone_mode=True)
     except BerthError as err:
