@@ -1,0 +1,495 @@
+"""The PVI device model (`*.pvi.device.yaml`): read, check and resolve parents and includes.
+
+A device is a tree of components: signals (R, W, RW, X), references to other devices, and
+groups with a layout. Files are checked strictly: an unknown key or type is an error naming
+file:line and field, because a silently ignored typo would leave a PV off an operator's screen.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from berth.errors import BerthError, Location, Problem, error
+from berth.screens.yaml_lines import YDict, YList, load_yaml
+
+DEVICE_SUFFIX = ".pvi.device.yaml"
+
+# Widget type -> its own keys and their Python types. Read widgets show a value, write widgets
+# set one; which list a widget is in decides where it may appear.
+READ_WIDGETS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "TextRead": {"lines": int, "format": str},
+    "LED": {},
+    "ProgressBar": {},
+    "ArrayTrace": {"axis": str},
+    "ImageRead": {},
+    "TableRead": {"widgets": list},
+    "BitField": {"labels": list, "number_of_bits": int},
+}
+WRITE_WIDGETS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "TextWrite": {"lines": int, "format": str},
+    "ComboBox": {"choices": list},
+    "CheckBox": {},
+    "ToggleButton": {},
+    "ButtonPanel": {"actions": dict},
+    "ArrayWrite": {},
+    "TableWrite": {"widgets": list},
+}
+TEXT_FORMATS = ("decimal", "hexadecimal", "engineer", "exponential", "string")
+LAYOUTS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "Grid": {"labelled": bool, "stacked": bool},
+    "SubScreen": {"labelled": bool},
+    "Row": {"header": (list, type(None))},
+    "Plot": {},
+}
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass
+class Widget:
+    type: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_read(self) -> bool:
+        return self.type in READ_WIDGETS
+
+
+@dataclass
+class Layout:
+    type: str = "Grid"
+    labelled: bool = True
+    header: list[str] | None = None
+
+
+@dataclass
+class Component:
+    name: str
+    label: str
+    description: str
+    line: int
+
+
+@dataclass
+class Signal(Component):
+    kind: str  # SignalR, SignalW, SignalRW, SignalX
+    read_pv: str | None = None
+    write_pv: str | None = None
+    read_widget: Widget | None = None
+    write_widget: Widget | None = None
+    value: str = ""  # what a SignalX writes
+
+
+@dataclass
+class DeviceRef(Component):
+    pv: str  # the referenced device's prefix: its PVI PV is `<pv>PVI`
+    ui: str  # its screen file (without extension)
+    macros: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Ignored(Component):
+    """Marks a name as deliberately left out, hiding an inherited component of that name."""
+
+
+@dataclass
+class Group(Component):
+    layout: Layout
+    children: list[Component]
+
+
+@dataclass
+class Device:
+    label: str
+    children: list[Component]
+    file: Path | None = None
+    parent: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The device type name: the file stem without `.pvi.device.yaml`."""
+        if self.file is None:
+            return pascal_name(self.label)
+        return device_stem(self.file)
+
+
+def device_stem(path: Path) -> str:
+    name = path.name
+    return name[: -len(DEVICE_SUFFIX)] if name.endswith(DEVICE_SUFFIX) else path.stem
+
+
+def title_case(name: str) -> str:
+    """PascalCase name -> words for a label: 'NDROIStat8' -> 'NDROI Stat 8'."""
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name)
+    text = re.sub(r"(?<=[A-Z])(?=[A-Z][a-z])", " ", text)
+    text = re.sub(r"(?<=[A-Za-z])(?=[0-9])", " ", text)
+    return text.replace("_", " ").strip()
+
+
+def snake_case(name: str) -> str:
+    """PascalCase name -> the snake_case attribute name ophyd-async gives it."""
+    return title_case(name).lower().replace(" ", "_")
+
+
+def pascal_name(text: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", text)
+                   if part) or "Device"
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+
+class _Reader:
+    """Parses one file; collects every problem so the user sees them all at once."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.problems: list[Problem] = []
+
+    def problem(self, message: str, line: int, entity: str | None = None,
+                field_name: str | None = None) -> None:
+        self.problems.append(Problem(message, Location(self.path, line), entity, field_name))
+
+    def mapping(self, data: Any, line: int, what: str) -> YDict | None:
+        if not isinstance(data, YDict):
+            self.problem(f"{what} must be a mapping, not {type(data).__name__}", line)
+            return None
+        return data
+
+    def check_keys(self, data: YDict, allowed: set[str], entity: str) -> None:
+        for key in data:
+            if key not in allowed:
+                self.problem(f"unknown key (expected one of: {', '.join(sorted(allowed))})",
+                             data.line_of(key), entity, key)
+
+    def text(self, data: YDict, key: str, entity: str, required: bool = False,
+             default: str = "") -> str:
+        if key not in data or data[key] is None:
+            if required:
+                self.problem("is required", data.line, entity, key)
+            return default
+        value = data[key]
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            self.problem(f"must be text, not {type(value).__name__}", data.line_of(key), entity,
+                         key)
+            return default
+        return str(value)
+
+    # Components --------------------------------------------------------------------------
+
+    def device(self, data: Any) -> tuple[str, str | None, YList]:
+        top = self.mapping(data, 1, "a PVI device file")
+        if top is None:
+            return "", None, YList()
+        self.check_keys(top, {"label", "parent", "children"}, "device")
+        label = self.text(top, "label", "device", required=True)
+        parent = self.text(top, "parent", "device") or None
+        children = top.get("children") or YList()
+        if not isinstance(children, YList):
+            self.problem("must be a list", top.line_of("children"), "device", "children")
+            children = YList()
+        return label, parent, children
+
+    def components(self, items: YList, where: str) -> list[Component | _Include]:
+        out: list[Component | _Include] = []
+        for index, item in enumerate(items):
+            line = items.item_lines[index]
+            data = self.mapping(item, line, f"{where}[{index}]")
+            if data is None:
+                continue
+            parsed = self.component(data, f"{where}[{index}]")
+            if parsed is not None:
+                out.append(parsed)
+        return out
+
+    def component(self, data: YDict, where: str) -> Component | _Include | None:
+        kind = data.get("type")
+        name = data.get("name")
+        entity = f"{kind or 'component'} {name}" if name else where
+        if kind == "Include":
+            self.check_keys(data, {"type", "file_name"}, entity)
+            file_name = self.text(data, "file_name", entity, required=True)
+            return _Include(file_name, data.line) if file_name else None
+        common = {"type", "name", "label", "description"}
+        if not isinstance(name, str) or not _NAME.match(name):
+            self.problem("must be a name of letters, digits and '_'", data.line_of("name"),
+                         entity, "name")
+            return None
+        label = self.text(data, "label", entity) or title_case(name)
+        description = self.text(data, "description", entity)
+        if kind == "IgnoredComponent":
+            self.check_keys(data, common, entity)
+            return Ignored(name, label, description, data.line)
+        if kind == "Group":
+            self.check_keys(data, common | {"layout", "children"}, entity)
+            layout = self.layout(data, entity)
+            children = data.get("children") or YList()
+            if not isinstance(children, YList):
+                self.problem("must be a list", data.line_of("children"), entity, "children")
+                children = YList()
+            parsed = self.components(children, f"{entity}.children")
+            return _PendingGroup(name, label, description, data.line, layout, parsed)
+        if kind == "DeviceRef":
+            self.check_keys(data, common | {"pv", "ui", "macros"}, entity)
+            macros = data.get("macros") or {}
+            if not isinstance(macros, dict):
+                self.problem("must be a mapping", data.line_of("macros"), entity, "macros")
+                macros = {}
+            return DeviceRef(name, label, description, data.line,
+                             pv=self.text(data, "pv", entity, required=True),
+                             ui=self.text(data, "ui", entity),
+                             macros={str(k): "" if v is None else str(v)
+                                     for k, v in macros.items()})
+        if kind in ("SignalR", "SignalW", "SignalRW", "SignalX"):
+            return self.signal(kind, name, label, description, data, entity)
+        self.problem(f"unknown component type {kind!r} (expected SignalR, SignalW, SignalRW, "
+                     "SignalX, DeviceRef, Group, Include or IgnoredComponent)",
+                     data.line_of("type"), entity, "type")
+        return None
+
+    def signal(self, kind: str, name: str, label: str, description: str, data: YDict,
+               entity: str) -> Signal | None:
+        keys = {"type", "name", "label", "description"}
+        reads = kind in ("SignalR", "SignalRW")
+        writes = kind != "SignalR"
+        if reads:
+            keys |= {"read_pv", "read_widget"}
+        if writes:
+            keys |= {"write_pv", "write_widget"}
+        if kind == "SignalX":
+            keys |= {"value"}
+        self.check_keys(data, keys, entity)
+        signal = Signal(name, label, description, data.line, kind=kind)
+        if writes:
+            signal.write_pv = self.text(data, "write_pv", entity, required=True) or None
+            default = "ButtonPanel" if kind == "SignalX" else "TextWrite"
+            signal.write_widget = self.widget(data, "write_widget", entity, WRITE_WIDGETS,
+                                              default)
+        if reads:
+            required = kind == "SignalR"
+            signal.read_pv = self.text(data, "read_pv", entity, required=required) or None
+            if kind == "SignalR":
+                signal.read_widget = self.widget(data, "read_widget", entity, READ_WIDGETS,
+                                                 "TextRead")
+            elif "read_widget" in data and data["read_widget"] is not None:
+                signal.read_widget = self.widget(data, "read_widget", entity, READ_WIDGETS,
+                                                 "TextRead")
+                # A readback widget with no PV of its own reads the setpoint's PV.
+                signal.read_pv = signal.read_pv or signal.write_pv
+        if kind == "SignalX":
+            signal.value = self.text(data, "value", entity)
+            if signal.write_widget and signal.write_widget.type == "ButtonPanel" and \
+                    not signal.write_widget.options.get("actions"):
+                signal.write_widget.options["actions"] = {label: signal.value}
+        if (reads and not signal.read_pv and kind == "SignalR") or \
+                (writes and not signal.write_pv):
+            return None
+        return signal
+
+    def widget(self, data: YDict, key: str, entity: str,
+               allowed: dict[str, dict[str, type | tuple[type, ...]]], default: str) -> Widget:
+        raw = data.get(key)
+        if raw is None:
+            return Widget(default)
+        spec = self.mapping(raw, data.line_of(key), f"{entity} {key}")
+        if spec is None:
+            return Widget(default)
+        kind = spec.get("type")
+        if kind not in allowed:
+            self.problem(f"unknown widget {kind!r} here (expected one of: "
+                         f"{', '.join(sorted(allowed))})", spec.line_of("type"), entity,
+                         f"{key}.type")
+            return Widget(default)
+        options: dict[str, Any] = {}
+        for option, value in spec.items():
+            if option == "type":
+                continue
+            expected = allowed[kind].get(option)
+            if expected is None:
+                self.problem(f"unknown key for {kind}", spec.line_of(option), entity,
+                             f"{key}.{option}")
+            elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+                self.problem(f"has the wrong type {type(value).__name__}", spec.line_of(option),
+                             entity, f"{key}.{option}")
+            else:
+                options[option] = value
+        fmt = options.get("format")
+        if fmt is not None and fmt not in TEXT_FORMATS:
+            self.problem(f"unknown format {fmt!r} (expected one of: {', '.join(TEXT_FORMATS)})",
+                         spec.line_of("format"), entity, f"{key}.format")
+        if kind == "ButtonPanel" and "actions" in options:
+            options["actions"] = {str(k): "" if v is None else str(v)
+                                  for k, v in options["actions"].items()}
+        for list_key in ("choices", "labels"):
+            if list_key in options:
+                options[list_key] = [str(v) for v in options[list_key]]
+        return Widget(kind, options)
+
+    def layout(self, data: YDict, entity: str) -> Layout:
+        raw = data.get("layout")
+        if raw is None:
+            return Layout()
+        spec = self.mapping(raw, data.line_of("layout"), f"{entity} layout")
+        if spec is None:
+            return Layout()
+        kind = spec.get("type")
+        if kind not in LAYOUTS:
+            self.problem(f"unknown layout {kind!r} (expected one of: {', '.join(LAYOUTS)})",
+                         spec.line_of("type"), entity, "layout.type")
+            return Layout()
+        self.check_keys(spec, {"type", *LAYOUTS[kind]}, entity)
+        labelled = spec.get("labelled", True)
+        if not isinstance(labelled, bool):
+            self.problem("must be true or false", spec.line_of("labelled"), entity,
+                         "layout.labelled")
+            labelled = True
+        header = spec.get("header")
+        if header is not None and not isinstance(header, list):
+            self.problem("must be a list", spec.line_of("header"), entity, "layout.header")
+            header = None
+        return Layout(kind, labelled, [str(h) for h in header] if header else None)
+
+
+@dataclass
+class _Include:
+    file_name: str
+    line: int
+
+
+@dataclass
+class _PendingGroup(Component):
+    layout: Layout
+    children: list[Component | _Include]
+
+
+# --- resolution ------------------------------------------------------------------------------
+
+
+def find_device_file(name: str, search: list[Path]) -> Path | None:
+    """`name` may be a device name (`NDStats`), a file name or a path relative to a folder."""
+    candidates = [name] if name.endswith(".yaml") else [name + DEVICE_SUFFIX, name]
+    for folder in search:
+        for candidate in candidates:
+            path = folder / candidate
+            if path.is_file():
+                return path
+    return None
+
+
+class DeviceLoader:
+    """Loads devices once each, resolving `parent` and `Include` through a search path.
+
+    A parent or include that no file defines (e.g. `asynPortDriver`, whose PVs are generic)
+    counts as an empty device, as the corpus expects.
+    """
+
+    def __init__(self, search: list[Path]):
+        self.search = [Path(p) for p in search]
+        self._cache: dict[Path, Device] = {}
+        self._loading: list[Path] = []
+
+    def load_name(self, name: str) -> Device | None:
+        path = find_device_file(name, self.search)
+        return self.load(path) if path else None
+
+    def load(self, path: Path) -> Device:
+        path = Path(path).resolve()
+        if path in self._cache:
+            return self._cache[path]
+        if path in self._loading:
+            chain = " -> ".join(p.name for p in [*self._loading, path])
+            raise error(f"devices include each other in a loop: {chain}", path)
+        self._loading.append(path)
+        try:
+            device = self._load(path)
+        finally:
+            self._loading.pop()
+        self._cache[path] = device
+        return device
+
+    def _load(self, path: Path) -> Device:
+        reader = _Reader(path)
+        label, parent, raw_children = reader.device(load_yaml(path))
+        pending = reader.components(raw_children, "children")
+        if reader.problems:
+            raise BerthError(reader.problems)
+        # The device's own folder is searched first, then the caller's path.
+        search_here = [path.parent, *[p for p in self.search if p.resolve() != path.parent]]
+        children = self._resolve(pending, path, search_here)
+        if parent:
+            parent_path = find_device_file(parent, search_here)
+            if parent_path is not None:
+                children = merge_components(children, self.load(parent_path).children)
+        return Device(label=label, children=children, file=path, parent=parent)
+
+    def _resolve(self, items: list[Component | _Include], path: Path,
+                 search: list[Path]) -> list[Component]:
+        out: list[Component] = []
+        for item in items:
+            if isinstance(item, _Include):
+                found = find_device_file(item.file_name, search)
+                if found is not None:
+                    out = merge_components(out, self.load(found).children)
+            elif isinstance(item, _PendingGroup):
+                group = Group(item.name, item.label, item.description, item.line,
+                              item.layout, self._resolve(item.children, path, search))
+                # A group named like an included one extends it rather than repeating it.
+                out = merge_components(out, [group])
+            elif isinstance(item, Ignored):
+                # Hides a component of that name included above (or inherited later).
+                out = [c for c in out if c.name != item.name]
+                out.append(item)
+            else:
+                out.append(item)
+        return out
+
+
+def merge_components(own: list[Component], inherited: list[Component]) -> list[Component]:
+    """Append inherited components after the device's own; groups of the same name merge
+    (their children are added to the existing group) and an own component wins over an
+    inherited one of the same name."""
+    out = list(own)
+    index = {c.name: i for i, c in enumerate(out)}
+    for item in inherited:
+        at = index.get(item.name)
+        if at is None:
+            if not _has_name(out, item.name):
+                index[item.name] = len(out)
+                out.append(item)
+            continue
+        existing = out[at]
+        if isinstance(existing, Group) and isinstance(item, Group):
+            out[at] = Group(existing.name, existing.label, existing.description, existing.line,
+                            existing.layout, merge_components(existing.children, item.children))
+    return out
+
+
+def _has_name(components: list[Component], name: str) -> bool:
+    """True when a component of this name already sits anywhere in the tree."""
+    for component in components:
+        if component.name == name:
+            return True
+        if isinstance(component, Group) and _has_name(component.children, name):
+            return True
+    return False
+
+
+def load_device(path: Path, search: list[Path] | None = None) -> Device:
+    """Read one device file; `search` lists folders where parents and includes are found."""
+    path = Path(path)
+    if not path.is_file():
+        raise error("no such PVI device file", path)
+    return DeviceLoader(search or []).load(path)
+
+
+def iter_signals(components: list[Component]) -> list[Signal]:
+    """Every signal in the tree, in screen order."""
+    out: list[Signal] = []
+    for component in components:
+        if isinstance(component, Signal):
+            out.append(component)
+        elif isinstance(component, Group):
+            out.extend(iter_signals(component.children))
+    return out
