@@ -257,10 +257,15 @@ class _Build:
                 try:
                     value = self.r.render(fields, value, typ)
                 except TemplateProblem as exc:
-                    src = model.pre_defines.get(name) or model.post_defines.get(name) \
-                        if is_define else None
-                    where = origin or (f"{'define' if is_define else 'parameter'} '{name}' "
-                                       f"of {model.type} at {src.loc if src else model.loc}")
+                    if is_define:
+                        define = model.pre_defines.get(name) or model.post_defines[name]
+                        where = origin or f"define '{name}' of {model.type} at {define.loc}"
+                    elif value_in is model.parameters[name].default:
+                        param = model.parameters[name]
+                        where = origin or f"the default of '{name}' of {model.type} at " \
+                            f"{param.loc}"
+                    else:
+                        where = origin
                     self.template_problem(exc, ent, name, loc, where)
                     return
                 if typ == "enum" and value_in is not model.parameters[name].default:
@@ -274,7 +279,10 @@ class _Build:
                         return
                     value = key
             if typ == "object":
+                count = len(self.problems)
                 value = self._lookup(ent, name, value, loc)
+                if len(self.problems) > count:
+                    return  # the rest of this entity would only echo the bad reference
             elif typ == "id":
                 self._register(ent, name, value, loc)
             fields[name] = value
@@ -659,8 +667,10 @@ def _unknown_types_problem(unknown: list[tuple[str, str, Location]], support: Su
         parts.append(f"{type_name} (line{'s' if len(uses) > 1 else ''} {lines})")
     first_loc = unknown[0][2]
     n = len(by_type)
+    missing = sorted({t.rsplit(".", 1)[0] for t in by_type} - set(support.modules))
+    absent = f" (modules not loaded: {', '.join(missing)})" if missing else ""
     return Problem(
-        f"{n} entity type{'s are' if n > 1 else ' is'} not defined by the support definitions: "
+        f"{n} entity types are not defined by the support definitions{absent}: "
         f"{'; '.join(parts)}. Modules loaded: {modules}", first_loc, field="type")
 
 

@@ -226,8 +226,7 @@ def check_fields(model: EntityModel, data: dict[str, Any], label: str,
         if name in data:
             value, message = convert_value(param, data[name])
             if message:
-                problems.append(Problem(f"{message} for {param.type} parameter", loc_of(name),
-                                        label, name))
+                problems.append(Problem(message, loc_of(name), label, name))
             fields[name] = value
             given.add(name)
         elif param.default is not MISSING:
