@@ -432,3 +432,29 @@ def test_cli_error_exit_code_and_one_line_per_problem(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 2 and all(line.startswith("berth: ") for line in lines)
     assert "Traceback" not in result.stderr
+
+
+def test_each_env_var_on_its_own_line(tmp_path):
+    """(ibek 4.6 runs the env_vars of one entity together on one line; berth does not)"""
+    support = tmp_path / "ev.ibek.support.yaml"
+    support.write_text(textwrap.dedent("""
+        module: ev
+        entity_models:
+          - name: Two
+            description: two env vars
+            parameters:
+              a: {type: str, description: a}
+            env_vars:
+              - {name: A, value: "{{ a }}"}
+              - {name: B, value: b}
+    """))
+    out = generate([make_ioc(tmp_path, "- {type: ev.Two, a: one}")], [support], OPTIONS)
+    assert "\nepicsEnvSet A one\nepicsEnvSet B b\n\n" in out.st_cmd
+
+
+def test_no_support_definitions_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("EPICS_ROOT", str(tmp_path / "nowhere"))
+    from berth.build.generate import default_defs
+
+    with pytest.raises(BerthError, match="no support definitions"):
+        generate([make_ioc(tmp_path, PORTS)], default_defs(), OPTIONS)

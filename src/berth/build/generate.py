@@ -30,6 +30,8 @@ from berth.model.instance import (
     Entity,
     check_fields,
     entity_label,
+    enum_choices,
+    enum_key,
     lax_bool,
     suggest,
 )
@@ -210,26 +212,29 @@ class _Build:
 
     # -- values -----------------------------------------------------------------------------
 
-    def _lookup(self, ent: Entity, name: str, ref: Any, loc: Location) -> Any:
+    def _lookup(self, ent: Entity, name: str, ref: Any, loc: Location) -> tuple[Any, bool]:
+        """The entity an object parameter names, and whether the reference is good."""
         if not isinstance(ref, str):
-            return ref
+            return ref, True
         target = self.ids.get(ref)
         if target is not None:
-            return target
+            return target, True
         if ref in self.skipped_values:
             ent._failed = ent._quiet = True  # refers to an entity of an unknown type
-            return ref
+            return ref, False
         later = self.later_ids.get(ref)
         if later is not None:
             message = (f"refers to '{ref}', which is defined later by {later[0]} at {later[1]}; "
                        "an entity can only refer to entities defined above it")
         else:
             known = list(self.ids)
+            shown = ", ".join(known[-10:]) if known else "(none)"
+            if len(known) > 10:
+                shown = f"... {shown} ({len(known)} in all)"
             message = (f"refers to '{ref}', but no entity above has that id"
-                       f"{suggest(ref, known)}; ids defined so far: "
-                       f"{', '.join(known) if known else '(none)'}")
+                       f"{suggest(ref, known)}; ids defined so far: {shown}")
         self.problem(message, loc, ent._label, name, ent)
-        return ref
+        return ref, False
 
     def _register(self, ent: Entity, name: str, value: Any, loc: Location) -> None:
         key = str(value)
@@ -270,8 +275,6 @@ class _Build:
                     return
                 if typ == "enum" and value_in is not model.parameters[name].default:
                     param = model.parameters[name]
-                    from berth.model.instance import enum_choices, enum_key
-
                     ok, key = enum_key(param, value)
                     if not ok:
                         self.problem(f"expected one of {enum_choices(param)}, the template "
@@ -279,9 +282,8 @@ class _Build:
                         return
                     value = key
             if typ == "object":
-                count = len(self.problems)
-                value = self._lookup(ent, name, value, loc)
-                if len(self.problems) > count:
+                value, ok = self._lookup(ent, name, value, loc)
+                if not ok:
                     return  # the rest of this entity would only echo the bad reference
             elif typ == "id":
                 self._register(ent, name, value, loc)
@@ -307,7 +309,7 @@ class _Build:
         if model is None:
             return
         for name, param in model.parameters.items():
-            if param.type == "enum" and param.values:
+            if param.type == "enum" and param.values and name in ent._fields:
                 try:
                     mapped = param.values.get(ent._fields[name])
                 except TypeError:  # unhashable value
@@ -578,7 +580,13 @@ def generate(instance_files: list[Path], defs: list[Path], options: GenerateOpti
     instance_files = [Path(p) for p in instance_files]
     if not instance_files:
         raise BerthError("no IOC instance file given")
-    support = load_support(_support_files(instance_files, defs))
+    files = _support_files(instance_files, defs)
+    if not files:
+        raise BerthError(Problem(
+            "no support definitions: give --defs FILE_OR_DIR, or put *.ibek.support.yaml "
+            f"files in {epics_root() / 'ibek-defs'} or beside the instance file",
+            Location(instance_files[0])))
+    support = load_support(files)
     renderer = Renderer(options.environment(), instance_files[0].stem)
     build = _Build(support, renderer, instance_files)
 
