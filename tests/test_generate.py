@@ -458,3 +458,18 @@ def test_no_support_definitions_is_an_error(tmp_path, monkeypatch):
 
     with pytest.raises(BerthError, match="no support definitions"):
         generate([make_ioc(tmp_path, PORTS)], default_defs(), OPTIONS)
+
+
+def test_support_files_in_the_config_folder_are_loaded(tmp_path):
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "extra.ibek.support.yaml").write_text(
+        "module: extra\nentity_models:\n  - name: Line\n    description: a line\n"
+        "    pre_init:\n      - value: from the config folder\n")
+    make_ioc(config, "- type: extra.Line")
+    out = run_berth("generate", config, "--defs", DEMO, "-o", tmp_path / "out")
+    assert out.returncode == 0, out.stderr
+    assert "from the config folder" in (tmp_path / "out" / "st.cmd").read_text()
+    # given a file rather than a folder, only --defs count
+    out = run_berth("generate", config / "ioc.yaml", "--defs", DEMO, "-o", tmp_path / "out2")
+    assert out.returncode == 2 and "entity type 'extra.Line' is not defined" in out.stderr

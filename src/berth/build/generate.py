@@ -558,29 +558,30 @@ def _load_instance(path: Path, main: bool, problems: list[Problem]) -> YDict | N
     return doc
 
 
-def _support_files(instance_files: list[Path], defs: Iterable[Path]) -> list[Path]:
+def _support_files(instance_files: list[Path], defs: Iterable[Path], beside: bool
+                   ) -> list[Path]:
     files = expand_defs(defs)
     seen = {p.resolve() for p in files}
     folder = Path(instance_files[0]).parent
-    for extra in sorted(folder.glob(SUPPORT_GLOB)):
+    for extra in sorted(folder.glob(SUPPORT_GLOB)) if beside else []:
         if extra.resolve() not in seen:
             files.append(extra)
             seen.add(extra.resolve())
     return files
 
 
-def generate(instance_files: list[Path], defs: list[Path], options: GenerateOptions
-             ) -> Generated:
+def generate(instance_files: list[Path], defs: list[Path], options: GenerateOptions,
+             beside: bool = True) -> Generated:
     """Generate an IOC's start-up files in memory. Raises BerthError listing every problem.
 
-    `defs` are support files or folders; `*.ibek.support.yaml` files beside the first instance
-    file are loaded too."""
+    `defs` are support files or folders. With `beside` (for a config folder), the
+    `*.ibek.support.yaml` files in the folder of the first instance file are loaded too."""
     from berth.build import render
 
     instance_files = [Path(p) for p in instance_files]
     if not instance_files:
         raise BerthError("no IOC instance file given")
-    files = _support_files(instance_files, defs)
+    files = _support_files(instance_files, defs, beside)
     if not files:
         raise BerthError(Problem(
             "no support definitions: give --defs FILE_OR_DIR, or put *.ibek.support.yaml "

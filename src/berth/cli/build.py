@@ -26,7 +26,7 @@ def run_generate(config: Path, defs: list[Path], out_dir: Path | None, pvi_defs:
     files = gen.find_instance_files(config)
     options = gen.GenerateOptions.from_env(ioc_dir=ioc_dir, runtime_dir=runtime_dir,
                                            ioc_name=ioc_name, pvi_defs=pvi_defs)
-    generated = gen.generate(files, defs or gen.default_defs(), options)
+    generated = gen.generate(files, defs or gen.default_defs(), options, beside=config.is_dir())
     for warning in generated.warnings:
         print(f"berth: {warning}", file=sys.stderr)
     for path in gen.write_outputs(generated, out_dir or Path(options.runtime_dir)):
@@ -149,7 +149,7 @@ def register(app: "typer.Typer") -> None:
     def generate(
         config: Annotated[Path, typer.Argument(
             help="An instance config folder (ioc.yaml or the one *.yaml with 'entities:', plus "
-            "runtime.yaml and *.ibek.support.yaml beside it) or an instance YAML file.")],
+            "runtime.yaml and the folder's *.ibek.support.yaml) or an instance YAML file.")],
         defs: Annotated[list[Path] | None, typer.Option(
             "--defs", help="Support YAML file or folder of *.ibek.support.yaml (repeatable). "
             "Default: $EPICS_ROOT/ibek-defs/*.ibek.support.yaml.")] = None,
