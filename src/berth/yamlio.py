@@ -23,7 +23,7 @@ try:  # the C parser is several times faster; construction stays in Python eithe
 except ImportError:  # pragma: no cover - libyaml missing
     from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
 
-__all__ = ["YDict", "YList", "load_yaml", "loads_yaml", "location_of", "key_location_of"]
+__all__ = ["YDict", "YList", "load_yaml", "loads_yaml", "location_of"]
 
 Pos = tuple[int, int]  # 1-based line, column
 
@@ -71,12 +71,6 @@ def location_of(container: Any, key: Any = None) -> Location:
     if isinstance(container, YDict | YList):
         return container.loc(key)
     return Location()
-
-
-def key_location_of(container: Any, key: Any) -> Location:
-    if isinstance(container, YDict):
-        return container.key_loc(key)
-    return location_of(container)
 
 
 def _pos(mark: Any) -> Pos:

@@ -514,7 +514,8 @@ class _Build:
         return resolved
 
 
-def _env_ioc_name(renderer: Renderer, doc: YDict, path: Path) -> str:
+def _ioc_name(renderer: Renderer, doc: YDict) -> str:
+    """The instance's ioc_name, rendered."""
     raw = doc.get("ioc_name")
     if not isinstance(raw, str):
         raise BerthError(Problem(f"'ioc_name' must be a string, got {describe(raw)}",
@@ -595,7 +596,7 @@ def generate(instance_files: list[Path], defs: list[Path], options: GenerateOpti
     docs = [(p, _load_instance(p, i == 0, problems)) for i, p in enumerate(instance_files)]
     if problems:
         raise BerthError(problems)
-    ioc_name = _env_ioc_name(renderer, docs[0][1], instance_files[0])  # type: ignore[arg-type]
+    ioc_name = _ioc_name(renderer, docs[0][1])  # type: ignore[arg-type]
     renderer.ioc_name = ioc_name
 
     # 1. static checks of every top-level entity (an entity with problems is still rendered,

@@ -72,19 +72,19 @@ class _Outputs:
             model = ent._model
             assert model is not None
             items: list[ScriptItem] = getattr(model, section)
-            deferred: list[ScriptItem] = []
+            last = ent is last_of.get(ent._type)
+            deferred: list[str] = []
             for i, item in enumerate(items):
                 if item.when == "first":
                     if (ent._type, i) in done_first:
                         continue
                     done_first.add((ent._type, i))
                 elif item.when == "last":
-                    deferred.append(item)
+                    if last:  # once, after this model's other lines
+                        deferred.append(self.script_item(ent, item, section, i))
                     continue
                 out.append(self.script_item(ent, item, section, i))
-            if deferred and last_of.get(ent._type) is ent:
-                out.extend(self.script_item(ent, item, section, items.index(item))
-                           for item in deferred)
+            out.extend(deferred)
         return "".join(out)
 
     def script_item(self, ent: Entity, item: ScriptItem, section: str, index: int) -> str:
