@@ -473,3 +473,17 @@ def test_support_files_in_the_config_folder_are_loaded(tmp_path):
     # given a file rather than a folder, only --defs count
     out = run_berth("generate", config / "ioc.yaml", "--defs", DEMO, "-o", tmp_path / "out2")
     assert out.returncode == 2 and "entity type 'extra.Line' is not defined" in out.stderr
+
+
+def test_duplicate_id_names_both_entities(tmp_path):
+    [problem] = errors(tmp_path, """
+    - type: demo.Port
+      name: p1
+      host: a
+    - type: demo.Port
+      name: p1
+      host: b
+    """)
+    assert "ioc.yaml:8:11" in problem and "entity 2 (demo.Port)" in problem
+    assert "id 'p1' is already used by entity 1 (demo.Port) at" in problem
+    assert "ioc.yaml:4:5" in problem

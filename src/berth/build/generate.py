@@ -212,7 +212,7 @@ class _Build:
 
     # -- values -----------------------------------------------------------------------------
 
-    def _lookup(self, ent: Entity, name: str, ref: Any, loc: Location) -> tuple[Any, bool]:
+    def _lookup(self, ent: Entity, name: str, ref: Any, loc_of: Any) -> tuple[Any, bool]:
         """The entity an object parameter names, and whether the reference is good."""
         if not isinstance(ref, str):
             return ref, True
@@ -233,15 +233,15 @@ class _Build:
                 shown = f"... {shown} ({len(known)} in all)"
             message = (f"refers to '{ref}', but no entity above has that id"
                        f"{suggest(ref, known)}; ids defined so far: {shown}")
-        self.problem(message, loc, ent._label, name, ent)
+        self.problem(message, loc_of(name), ent._label, name, ent)
         return ref, False
 
-    def _register(self, ent: Entity, name: str, value: Any, loc: Location) -> None:
+    def _register(self, ent: Entity, name: str, value: Any, loc_of: Any) -> None:
         key = str(value)
         other = self.ids.get(key)
         if other is not None and other is not ent:
-            self.problem(f"id '{key}' is already used by {other._label} at {other._loc}", loc,
-                         ent._label, name, ent)
+            self.problem(f"id '{key}' is already used by {other._label} at {other._loc}",
+                         loc_of(name), ent._label, name, ent)
             return
         self.ids[key] = ent
 
@@ -256,7 +256,6 @@ class _Build:
                   if n in fields]  # (a missing required one is reported already)
         steps += [(n, d.value, d.type or "", True) for n, d in model.post_defines.items()]
         for name, value, typ, is_define in steps:
-            loc = loc_of(name)
             if isinstance(value, str):
                 value_in = value
                 try:
@@ -271,22 +270,23 @@ class _Build:
                             f"{param.loc}"
                     else:
                         where = origin
-                    self.template_problem(exc, ent, name, loc, where)
+                    self.template_problem(exc, ent, name, loc_of(name), where)
                     return
                 if typ == "enum" and value_in is not model.parameters[name].default:
                     param = model.parameters[name]
                     ok, key = enum_key(param, value)
                     if not ok:
                         self.problem(f"expected one of {enum_choices(param)}, the template "
-                                     f"rendered {describe(value)}", loc, ent._label, name, ent)
+                                     f"rendered {describe(value)}", loc_of(name), ent._label, name,
+                                     ent)
                         return
                     value = key
             if typ == "object":
-                value, ok = self._lookup(ent, name, value, loc)
+                value, ok = self._lookup(ent, name, value, loc_of)
                 if not ok:
                     return  # the rest of this entity would only echo the bad reference
             elif typ == "id":
-                self._register(ent, name, value, loc)
+                self._register(ent, name, value, loc_of)
             fields[name] = value
         enabled = fields.get("entity_enabled", True)
         if isinstance(enabled, str):
