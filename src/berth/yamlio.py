@@ -83,97 +83,152 @@ class _DuplicateKey(Exception):
         self.key, self.first, self.second = key, first, second
 
 
-class _Loader(_BaseLoader):
-    """Safe loader: YAML 1.2 core scalars, position-carrying containers."""
+_STR = "tag:yaml.org,2002:str"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_BOOL = "tag:yaml.org,2002:bool"
+_NULL = "tag:yaml.org,2002:null"
+_MERGE = "tag:yaml.org,2002:merge"
+_SEQ = "tag:yaml.org,2002:seq"
+_MAP = "tag:yaml.org,2002:map"
 
-    file_name: str | None = None
-
-    yaml_implicit_resolvers: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
-
-
-def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Any:
-    data = YDict()
-    data.file = loader.file_name
-    data.pos = _pos(node.start_mark)
-    yield data
-    explicit = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
-    loader.flatten_mapping(node)
-    first_explicit = len(node.value) - explicit
-    seen: dict[Any, Pos] = {}
-    for i, (key_node, value_node) in enumerate(node.value):
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            hash(key)
-        except TypeError:
-            raise yaml.constructor.ConstructorError(
-                "while constructing a mapping", node.start_mark,
-                "found unhashable key", key_node.start_mark) from None
-        kpos = _pos(key_node.start_mark)
-        if i >= first_explicit:
-            if key in seen:
-                raise _DuplicateKey(key, seen[key], kpos)
-            seen[key] = kpos
-        data[key] = loader.construct_object(value_node, deep=True)
-        data.key_pos[key] = kpos
-        data.value_pos[key] = _pos(value_node.start_mark)
+# YAML 1.2 core schema (plus merge keys), as ruamel.yaml resolves plain scalars; by first char
+_RESOLVERS: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
 
 
-def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> Any:
-    data = YList()
-    data.file = loader.file_name
-    data.pos = _pos(node.start_mark)
-    yield data
-    for child in node.value:
-        data.append(loader.construct_object(child, deep=True))
-        data.item_pos.append(_pos(child.start_mark))
+def _add_resolver(tag: str, pattern: str, first: str) -> None:
+    regexp = re.compile(pattern, re.X)
+    for char in first:
+        _RESOLVERS.setdefault(char, []).append((tag, regexp))
 
 
-def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int:
-    text = str(loader.construct_scalar(node)).replace("_", "")
-    sign = -1 if text.startswith("-") else 1
-    if text[:1] in "+-":
-        text = text[1:]
-    if text.startswith("0x"):
-        return sign * int(text[2:], 16)
-    if text.startswith("0o"):
-        return sign * int(text[2:], 8)
-    if text.startswith("0b"):
-        return sign * int(text[2:], 2)
-    return sign * int(text)
-
-
-_Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
-_Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
-_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
-
-# YAML 1.2 core schema resolvers (plus merge keys), as ruamel.yaml resolves plain scalars.
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-    list("tTfF"))
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:int",
-    re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0o[0-7_]+|[-+]?[0-9][0-9_]*|[-+]?0x[0-9a-fA-F_]+)$"),
-    list("-+0123456789"))
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+_add_resolver(_BOOL, r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF")
+_add_resolver(_INT, r"^(?:[-+]?0b[0-1_]+|[-+]?0o[0-7_]+|[-+]?[0-9][0-9_]*|[-+]?0x[0-9a-fA-F_]+)$",
+              "-+0123456789")
+_add_resolver(_FLOAT, r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
                 |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
                 |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
                 |[-+]?\.(?:inf|Inf|INF)
-                |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."))
-_Loader.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^(?:<<)$"), ["<"])
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
+                |\.(?:nan|NaN|NAN))$""", "-+0123456789.")
+_add_resolver(_MERGE, r"^(?:<<)$", "<")
+_add_resolver(_NULL, r"^(?:~|null|Null|NULL)$", "~nN")
+
+
+class _Loader(_BaseLoader):
+    """The (C) parser and composer of PyYAML with a YAML 1.2 core resolver; nodes are turned
+    into values by `_Builder`, not by PyYAML's constructor."""
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        if kind is yaml.ScalarNode:
+            if implicit[0]:
+                if value == "":
+                    return _NULL
+                for tag, regexp in _RESOLVERS.get(value[0], ()):
+                    if regexp.match(value):
+                        return tag
+            return _STR
+        return _SEQ if kind is yaml.SequenceNode else _MAP
+
+
+def _to_int(text: str) -> int:
+    text = text.replace("_", "")
+    sign = -1 if text.startswith("-") else 1
+    if text[:1] in "+-":
+        text = text[1:]
+    for prefix, base in (("0x", 16), ("0o", 8), ("0b", 2)):
+        if text.startswith(prefix):
+            return sign * int(text[2:], base)
+    return sign * int(text)
+
+
+def _to_float(text: str) -> float:
+    text = text.replace("_", "").lower()
+    if text.endswith(".inf"):
+        return float("-inf") if text.startswith("-") else float("inf")
+    if text == ".nan":
+        return float("nan")
+    return float(text)
+
+
+_SCALARS: dict[str, Any] = {
+    _STR: str, _INT: _to_int, _FLOAT: _to_float,
+    _BOOL: lambda text: text.lower() == "true", _NULL: lambda text: None,
+}
+
+
+class _Builder:
+    """Turns a composed node graph into YDict / YList / scalars, with positions."""
+
+    def __init__(self, file: str):
+        self.file = file
+        self.done: dict[int, Any] = {}  # anchored nodes appear more than once
+
+    def build(self, node: Any) -> Any:
+        if type(node) is yaml.ScalarNode:
+            convert = _SCALARS.get(node.tag)
+            if convert is None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"unsupported tag {node.tag!r}", node.start_mark)
+            return convert(node.value)
+        cached = self.done.get(id(node))
+        if cached is not None:
+            return cached
+        if type(node) is yaml.SequenceNode:
+            seq = YList()
+            seq.file, seq.pos = self.file, _pos(node.start_mark)
+            self.done[id(node)] = seq
+            for child in node.value:
+                seq.append(self.build(child))
+                seq.item_pos.append(_pos(child.start_mark))
+            return seq
+        data = YDict()
+        data.file, data.pos = self.file, _pos(node.start_mark)
+        self.done[id(node)] = data
+        sources: list[YDict] = []
+        explicit = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                merged = self.build(value_node)
+                items = merged if isinstance(merged, list) else [merged]
+                if not all(isinstance(m, YDict) for m in items):
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark,
+                        "expected a mapping or list of mappings for merging",
+                        value_node.start_mark)
+                sources.extend(items)
+            else:
+                explicit.append((key_node, value_node))
+        for source in reversed(sources):  # as PyYAML: the first source wins, last one's order
+            for key, value in source.items():
+                data[key] = value
+                data.key_pos[key] = source.key_pos[key]
+                data.value_pos[key] = source.value_pos[key]
+        seen: dict[Any, Pos] = {}
+        for key_node, value_node in explicit:
+            key = self.build(key_node)
+            try:
+                hash(key)
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    "found unhashable key", key_node.start_mark) from None
+            kpos = _pos(key_node.start_mark)
+            if key in seen:
+                raise _DuplicateKey(key, seen[key], kpos)
+            seen[key] = kpos
+            data[key] = self.build(value_node)
+            data.key_pos[key] = kpos
+            data.value_pos[key] = _pos(value_node.start_mark)
+        return data
 
 
 def loads_yaml(text: str, file: str | Path | None = None) -> Any:
     """Parse YAML text; errors become a BerthError naming file, line and column."""
     name = str(file) if file is not None else "<string>"
     loader = _Loader(text)
-    loader.file_name = name
     try:
-        return loader.get_single_data()
+        node = loader.get_single_node()
+        return None if node is None else _Builder(name).build(node)
     except _DuplicateKey as dup:
         raise BerthError(Problem(
             f"key '{dup.key}' appears twice in one mapping (first at line {dup.first[0]})",
