@@ -1,0 +1,315 @@
+"""Build the soft-IOC Generic IOC image on a machine that reaches no container registry.
+
+Steps (each skipped when its result is already there):
+1. base image `berth-base:bookworm`: `debootstrap --variant=minbase` from the Debian mirror apt
+   already uses, then `tar | <engine> import`;
+2. wheels: `pip wheel` of berth itself and `pip download` of its dependencies, on the host
+   (inside builds pip cannot reach the registry);
+3. `<engine> build` of `docker/Dockerfile` (developer and runtime stages) with those wheels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from berth.backends.engine import Engine
+from berth.errors import BerthError, Location, Problem
+
+BASE_IMAGE = "berth-base:bookworm"
+# The name the example beamline and the local backend use for berth's soft-IOC image.
+IMAGE_NAME = "ghcr.io/berth/softioc"
+SUITE = "bookworm"
+# python3-venv brings ensurepip; nothing here compiles, so the base has no compiler.
+BASE_PACKAGES = ("python3", "python3-venv")
+FALLBACK_MIRROR = "http://deb.debian.org/debian"
+
+
+@dataclass
+class BuildReport:
+    """What `berth image build` did, with timings (seconds) for the bench and the user."""
+
+    tags: list[str]
+    base_built: bool = False
+    up_to_date: bool = False  # the image was already built from these very sources
+    timings: dict[str, float] = field(default_factory=dict)
+    size_bytes: int = 0
+
+
+def project_root() -> Path:
+    """The berth source tree (pyproject.toml, docker/): the image installs berth from it."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "pyproject.toml").is_file() or not (root / "docker" / "Dockerfile").is_file():
+        raise BerthError(
+            Problem(
+                "berth's source tree (pyproject.toml, docker/Dockerfile) was not found next to the "
+                "installed package: `berth image build` runs from a checkout of berth",
+                Location(root),
+            )
+        )
+    return root
+
+
+def debian_mirror(sources: Path = Path("/etc/apt")) -> str:
+    """The Debian mirror apt is configured with (one-line or deb822 sources), for debootstrap."""
+    files = [sources / "sources.list", *sorted((sources / "sources.list.d").glob("*.list")),
+             *sorted((sources / "sources.list.d").glob("*.sources"))]
+    for path in files:
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        if path.suffix == ".sources":
+            for stanza in re.split(r"\n\s*\n", text):
+                fields = dict(
+                    (m.group(1).lower(), m.group(2).strip())
+                    for m in re.finditer(r"^([A-Za-z-]+):\s*(.*)$", stanza, re.M)
+                )
+                suites = fields.get("suites", "").split()
+                if SUITE in suites and fields.get("enabled", "yes").lower() != "no":
+                    return fields.get("uris", "").split()[0]
+        else:
+            for line in text.splitlines():
+                parts = line.split("#", 1)[0].split()
+                if len(parts) >= 3 and parts[0] == "deb":
+                    rest = [p for p in parts[1:] if not p.startswith("[")]
+                    if len(rest) >= 2 and rest[1] == SUITE:
+                        return rest[0]
+    return FALLBACK_MIRROR
+
+
+def ensure_base(engine: Engine, rebuild: bool = False) -> bool:
+    """Make BASE_IMAGE with debootstrap unless it exists; True when it was built now."""
+    if not rebuild and engine.image_exists(BASE_IMAGE):
+        return False
+    debootstrap = shutil.which("debootstrap") or (
+        "/usr/sbin/debootstrap" if Path("/usr/sbin/debootstrap").exists() else None
+    )
+    if debootstrap is None:
+        raise BerthError(
+            "debootstrap is not installed: it makes the base image without a registry "
+            "(apt-get install debootstrap, or run scripts/install-engine)"
+        )
+    mirror = debian_mirror()
+    with tempfile.TemporaryDirectory(prefix="berth-base-") as tmp:
+        rootfs = Path(tmp) / "rootfs"
+        argv = [debootstrap, "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
+                SUITE, str(rootfs), mirror]
+        result = subprocess.run(argv, capture_output=True, text=True)
+        if result.returncode != 0:
+            tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-5:])
+            raise BerthError(f"debootstrap from {mirror} failed (exit {result.returncode}): {tail}")
+        _slim_rootfs(rootfs)
+        tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+        imported = subprocess.run(
+            [*engine.argv("import"), "--change", 'CMD ["/bin/bash"]', "-", BASE_IMAGE],
+            stdin=tar.stdout, capture_output=True, text=True,
+        )
+        assert tar.stdout is not None
+        tar.stdout.close()
+        tar.wait()
+        if imported.returncode != 0 or tar.returncode != 0:
+            raise BerthError(f"importing the base image failed: {imported.stderr.strip()}")
+    return True
+
+
+def _slim_rootfs(rootfs: Path) -> None:
+    """Drop what a container never needs: downloaded packages, apt lists, docs, man pages."""
+    for sub in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man",
+                "usr/share/info", "usr/share/locale"):
+        folder = rootfs / sub
+        if folder.is_dir():
+            for child in folder.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                elif child.name not in ("lock", "partial"):
+                    child.unlink(missing_ok=True)
+
+
+def wheel_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "berth" / "wheels"
+
+
+def collect_wheels(dest: Path, source: Path) -> None:
+    """berth's own wheel plus every dependency's, into `dest` (dependencies cached)."""
+    cache = wheel_cache()
+    cache.mkdir(parents=True, exist_ok=True)
+    own = Path(tempfile.mkdtemp(prefix="berth-wheel-", dir=dest.parent))
+    try:
+        _pip("wheel", "--no-deps", "--quiet", "--wheel-dir", str(own), str(source))
+        (berth_wheel,) = own.glob("berth-*.whl")
+        # pip prefers a file already in --dest: a berth wheel left there from an earlier build
+        # would bring its old requirements along.
+        for stale in cache.glob("berth-*.whl"):
+            stale.unlink()
+        # Resolve the dependencies from the cache first; download only what is missing.
+        offline = _pip("download", "--quiet", "--no-index", "--find-links", str(cache),
+                       "--find-links", str(own), "--dest", str(cache), str(berth_wheel),
+                       check=False)
+        if offline.returncode != 0:
+            _pip("download", "--quiet", "--only-binary", ":all:", "--find-links", str(own),
+                 "--dest", str(cache), str(berth_wheel))
+        for stale in cache.glob("berth-*.whl"):
+            stale.unlink()
+        dest.mkdir(parents=True, exist_ok=True)
+        for wheel in cache.glob("*.whl"):
+            if not wheel.name.startswith("berth-"):
+                shutil.copy2(wheel, dest / wheel.name)
+        shutil.copy2(berth_wheel, dest / berth_wheel.name)
+    finally:
+        shutil.rmtree(own, ignore_errors=True)
+
+
+def _pip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True)
+    if check and result.returncode != 0:
+        tail = "\n".join(result.stderr.strip().splitlines()[-5:])
+        raise BerthError(f"pip {args[0]} failed (exit {result.returncode}): {tail}")
+    return result
+
+
+def default_tags() -> list[str]:
+    from berth import __version__
+
+    return [f"{IMAGE_NAME}:{__version__}", f"{IMAGE_NAME}:latest"]
+
+
+SOURCE_LABEL = "berth.source-hash"
+
+
+def source_hash(root: Path, dev_packages: str = "") -> str:
+    """A digest of everything that goes into the image: berth's sources, pyproject, Dockerfile."""
+    digest = hashlib.sha256(dev_packages.encode())
+    files = [root / "pyproject.toml", root / "docker" / "Dockerfile",
+             *sorted(p for p in (root / "src" / "berth").rglob("*")
+                     if p.is_file() and "__pycache__" not in p.parts)]
+    for path in files:
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def build(engine: Engine, tags: list[str] | None = None, rebuild_base: bool = False,
+          dev_packages: str = "", log: bool = False, force: bool = False) -> BuildReport:
+    """Build the soft-IOC image (runtime target) and return what happened and how long it took.
+    Nothing is built when every tag already holds an image of the same sources."""
+    root = project_root()
+    tags = tags or default_tags()
+    report = BuildReport(tags)
+    start = time.monotonic()
+    wanted = source_hash(root, dev_packages)
+    if not force and not rebuild_base and all(
+            engine.image_label(tag, SOURCE_LABEL) == wanted for tag in tags):
+        report.up_to_date = True
+        report.size_bytes = engine.image_size(tags[0])
+        report.timings["total"] = time.monotonic() - start
+        return report
+    report.base_built = ensure_base(engine, rebuild=rebuild_base)
+    report.timings["base"] = time.monotonic() - start
+    with tempfile.TemporaryDirectory(prefix="berth-image-") as tmp:
+        context = Path(tmp) / "context"
+        context.mkdir()
+        mark = time.monotonic()
+        collect_wheels(context / "wheels", root)
+        report.timings["wheels"] = time.monotonic() - mark
+        shutil.copy2(root / "docker" / "Dockerfile", context / "Dockerfile")
+        mark = time.monotonic()
+        tag_flags = [flag for tag in tags for flag in ("-t", tag)]
+        argv = [*engine.argv("build"), "--force-rm", "--network", "host", "--target", "runtime",
+                *tag_flags,
+                "--label", f"{SOURCE_LABEL}={wanted}",
+                "--build-arg", f"DEV_PACKAGES={dev_packages}", str(context)]
+        result = subprocess.run(argv, env=engine.build_env(), text=True,
+                                capture_output=not log)
+        if result.returncode != 0:
+            output = (result.stdout or "") + (result.stderr or "")
+            tail = "\n".join(output.strip().splitlines()[-15:])
+            raise BerthError(f"image build failed (exit {result.returncode}): {tail}".rstrip())
+        report.timings["build"] = time.monotonic() - mark
+    report.timings["total"] = time.monotonic() - start
+    report.size_bytes = engine.image_size(tags[0])
+    return report
+
+
+# --- `berth new generic-ioc NAME` ------------------------------------------------------------
+
+GENERIC_IOC_TEMPLATE = Path(__file__).parent / "assets" / "generic-ioc"
+PROJECT_NAME = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
+MODULE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+# Versions a new project starts from (ibek-support's tags at the time of writing).
+MODULE_VERSIONS = {"asyn": "R4-44-2", "autosave": "R5-11", "iocStats": "3.2.0",
+                   "busy": "R1-7-4", "calc": "R3-7-5", "sscan": "R2-11-6",
+                   "StreamDevice": "2.8.24", "motor": "R7-3-1", "ADCore": "R3-13"}
+DEFAULT_BASES = {"base_developer": "ghcr.io/epics-containers/epics-base-developer:7.0.9ec1",
+                 "base_runtime": "ghcr.io/epics-containers/epics-base-runtime:7.0.9ec1"}
+
+
+def render_generic_ioc(name: str, modules: list[str], description: str = "",
+                       bases: dict[str, str] | None = None) -> dict[str, str]:
+    """Every file of a new Generic IOC project, relative path -> text.
+
+    The templates use `[[ ]]` / `[% %]` delimiters so that GitHub Actions' `${{ }}` and the
+    instance YAML's Jinja pass through untouched; they run sandboxed like any template.
+    """
+    from jinja2 import StrictUndefined, TemplateError
+    from jinja2.sandbox import SandboxedEnvironment
+
+    if not PROJECT_NAME.match(name):
+        raise BerthError(Problem("a Generic IOC name is lower case letters, digits and dashes, "
+                                 "starting with a letter (e.g. ioc-adaravis)", field="NAME"))
+    parsed = []
+    for item in modules:
+        module, _, version = item.partition("@")
+        if not MODULE_NAME.match(module):
+            raise BerthError(Problem(f"'{module}' is not a support module name",
+                                     field="--modules"))
+        parsed.append({"name": module, "version": version or MODULE_VERSIONS.get(module, "main")})
+    env = SandboxedEnvironment(
+        variable_start_string="[[", variable_end_string="]]",
+        block_start_string="[%", block_end_string="%]",
+        comment_start_string="[#", comment_end_string="#]",
+        undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False,
+        trim_blocks=True, lstrip_blocks=True,
+    )
+    context = {"name": name, "modules": parsed,
+               "description": description or f"{name}: a Generic IOC.",
+               **DEFAULT_BASES, **(bases or {})}
+    files: dict[str, str] = {}
+    for template in sorted(GENERIC_IOC_TEMPLATE.rglob("*.jinja")):
+        relative = template.relative_to(GENERIC_IOC_TEMPLATE).with_suffix("")
+        # Packaged as dot-<name> (data globs skip hidden files); written back as .<name>.
+        parts = ["." + p[4:] if p.startswith("dot-") else p for p in relative.parts]
+        try:
+            text = env.from_string(template.read_text()).render(context)
+        except TemplateError as exc:
+            raise BerthError(Problem(f"template error: {exc}", Location(template))) from None
+        files["/".join(parts)] = text
+    return files
+
+
+def create_project(name: str, target: Path, modules: list[str],
+                   description: str = "") -> list[Path]:
+    """Write a new Generic IOC project into `target` (absent or empty), all or nothing."""
+    from berth.fsutil import atomic_write_all
+
+    target = Path(target).resolve()
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise BerthError(Problem("already exists and is not empty: choose another --dir",
+                                 Location(target)))
+    files = {target / rel: text for rel, text in render_generic_ioc(name, modules,
+                                                                    description).items()}
+    atomic_write_all(files)
+    for path in files:
+        if path.suffix == ".sh":
+            path.chmod(0o755)
+    for folder in ("ibek-support", "ioc"):
+        (target / folder).mkdir(exist_ok=True)
+    return list(files)
