@@ -95,14 +95,15 @@ def search_path(options: RunOptions, embedded: bool) -> list[Path]:
 
 
 def _map_paths(text: str, mapping: dict[str, str]) -> str:
-    """Rewrite container paths in a hand-written st.cmd (longest prefix first) when running it
-    outside its container, e.g. `/epics/ioc/config` → the config folder."""
-    for old in sorted(mapping, key=len, reverse=True):
-        new = mapping[old]
-        if old != new:
-            text = re.sub(re.escape(old) + r"(?=[/\"'\s,)]|$)", new.replace("\\", r"\\"), text,
-                          flags=re.MULTILINE)
-    return text
+    """Rewrite container paths in a hand-written st.cmd when running it outside its container,
+    e.g. `/epics/ioc/config` → the config folder. One pass, longest prefix first, so a prefix
+    that maps to itself (inside the container) still shields it from a shorter one."""
+    if all(old == new for old, new in mapping.items()):
+        return text
+    keys = sorted(mapping, key=len, reverse=True)
+    pattern = re.compile("(?:" + "|".join(re.escape(k) for k in keys) + r")(?=[/\"'\s,)]|$)",
+                         flags=re.MULTILINE)
+    return pattern.sub(lambda m: mapping[m.group(0)], text)
 
 
 def _expand_subst(subst: Path, out: Path, include: list[Path], strict: bool) -> None:
