@@ -22,6 +22,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "run",
     "ops",
     "screens",
+    "image",
+    "check",
 )
 
 # Commands that, given ordinary arguments, run without typer (they run at every IOC start, where

@@ -1,0 +1,166 @@
+"""Where the local backend keeps its state, and the desired state itself.
+
+Layout under the state dir (`BERTH_STATE_DIR`, else `$XDG_STATE_HOME/berth`, else
+`~/.local/state/berth`):
+
+    state.json                      desired state: per instance its release, version, started?
+    lock                            fcntl lock serialising berth commands
+    supervisord.conf, programs/     generated supervisord configuration
+    supervisord.log, .pid, .sock    the supervisor itself
+    releases/<name>/<version>/      immutable release folders (read-only)
+    instances/<name>/data           persistent data (autosave), kept across upgrades and rollbacks
+    instances/<name>/runtime        generated st.cmd, ioc.db, ...
+    instances/<name>/launch.json    how the launcher starts this instance
+    instances/<name>/output.log     the captured IOC output (all runs, separated by markers)
+    instances/<name>/runs           how many times the launcher has started this instance
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from berth.errors import BerthError, Location, Problem
+from berth.fsutil import atomic_write
+
+SUN_PATH_MAX = 107  # bytes in a Unix socket address, without the final NUL
+
+
+def default_state_dir() -> Path:
+    explicit = os.environ.get("BERTH_STATE_DIR")
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    xdg = os.environ.get("XDG_STATE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "state"
+    return (base / "berth").resolve()
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Deployment:
+    """One entry of an instance's history: a release deployed at a time."""
+
+    version: str
+    release: str  # the release folder (repo root at that version)
+    deployed_at: str
+    note: str = ""
+
+
+@dataclass
+class InstanceState:
+    name: str
+    started: bool = True  # desired: running or stopped
+    current: int = -1  # index into history of the deployed release
+    history: list[Deployment] = field(default_factory=list)
+    runs_base: int = 0  # the launcher's run count when berth last started it on purpose
+
+    @property
+    def deployment(self) -> Deployment | None:
+        return self.history[self.current] if 0 <= self.current < len(self.history) else None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> InstanceState:
+        history = [Deployment(**item) for item in data.get("history", [])]
+        return cls(
+            name=data["name"],
+            started=bool(data.get("started", True)),
+            current=int(data.get("current", -1)),
+            history=history,
+            runs_base=int(data.get("runs_base", 0)),
+        )
+
+
+class StateDir:
+    """Paths and the desired-state file of one state dir."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    # -- paths ------------------------------------------------------------------------------
+    @property
+    def state_file(self) -> Path:
+        return self.root / "state.json"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / "lock"
+
+    @property
+    def supervisor_conf(self) -> Path:
+        return self.root / "supervisord.conf"
+
+    @property
+    def programs_dir(self) -> Path:
+        return self.root / "programs"
+
+    def instance_dir(self, name: str) -> Path:
+        return self.root / "instances" / name
+
+    def releases_dir(self, name: str) -> Path:
+        return self.root / "releases" / name
+
+    @property
+    def socket_dir(self) -> Path:
+        """`<state>/run`, or a short folder under /tmp when that path is too long for sockets
+        (a console socket name adds up to ~70 bytes)."""
+        run = self.root / "run"
+        if len(os.fsencode(run)) + 70 <= SUN_PATH_MAX:
+            return run
+        digest = hashlib.sha1(os.fsencode(self.root)).hexdigest()[:12]
+        return Path("/tmp") / f"berth-{os.getuid()}" / digest
+
+    @property
+    def supervisor_socket(self) -> Path:
+        return self.socket_dir / "supervisor.sock"
+
+    def console_socket(self, name: str) -> Path:
+        return self.socket_dir / f"{name}.sock"
+
+    # -- desired state ----------------------------------------------------------------------
+    def load(self) -> dict[str, InstanceState]:
+        if not self.state_file.exists():
+            return {}
+        try:
+            data = json.loads(self.state_file.read_text())
+            return {
+                name: InstanceState.from_json(item)
+                for name, item in data.get("instances", {}).items()
+            }
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BerthError(
+                Problem(f"corrupt state file ({exc}); move it away to start afresh",
+                        Location(self.state_file))
+            ) from None
+
+    def save(self, instances: dict[str, InstanceState]) -> None:
+        data = {"instances": {name: asdict(st) for name, st in sorted(instances.items())}}
+        atomic_write(self.state_file, json.dumps(data, indent=2) + "\n")
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Serialise berth commands on this state dir (released when the process dies too)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_file, "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def runs(self, name: str) -> int:
+        """How many times the launcher started this instance (written by the launcher)."""
+        try:
+            return int((self.instance_dir(name) / "runs").read_text().strip() or 0)
+        except (FileNotFoundError, ValueError):
+            return 0
