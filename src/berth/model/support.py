@@ -7,7 +7,7 @@ which an entity type may be defined only once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,6 +152,18 @@ class Checker:
             return value  # type: ignore[return-value]
         self.add(f"{what} must be a list, got {describe(value)}", location_of(where, key), key)
         return None
+
+    def mappings(self, data: Any, where: YDict, key: str, model: str, noun: str
+                 ) -> Iterator[tuple[YList, int, YDict, str]]:
+        """The mapping items of the list `where[key]` (each one checked to be a mapping)."""
+        seq = self.sequence(data, where, key, f"'{key}' of {model}")
+        if seq is None:
+            return
+        for i, raw in enumerate(seq):
+            what = f"{noun} {i + 1} of {model}"
+            spec = self.mapping(raw, seq, i, what)
+            if spec is not None:
+                yield seq, i, spec, what
 
     def keys(self, data: YDict, allowed: Sequence[str], required: Sequence[str],
              what: str) -> None:
@@ -300,14 +312,7 @@ def _read_defines(chk: Checker, data: Any, where: YDict, key: str, model: str
 def _read_script(chk: Checker, data: Any, where: YDict, key: str, model: str
                  ) -> list[ScriptItem]:
     items: list[ScriptItem] = []
-    seq = chk.sequence(data, where, key, f"'{key}' of {model}")
-    if seq is None:
-        return items
-    for i, raw in enumerate(seq):
-        what = f"{key} item {i + 1} of {model}"
-        spec = chk.mapping(raw, seq, i, what)
-        if spec is None:
-            continue
+    for seq, i, spec, what in chk.mappings(data, where, key, model, f"{key} item"):
         chk.keys(spec, _SCRIPT_KEYS, (), what)
         kind = spec.get("type", "text")
         if kind not in ("text", "comment"):
@@ -325,14 +330,7 @@ def _read_script(chk: Checker, data: Any, where: YDict, key: str, model: str
 
 def _read_databases(chk: Checker, data: Any, where: YDict, model: str) -> list[Database]:
     result: list[Database] = []
-    seq = chk.sequence(data, where, "databases", f"'databases' of {model}")
-    if seq is None:
-        return result
-    for i, raw in enumerate(seq):
-        what = f"database {i + 1} of {model}"
-        spec = chk.mapping(raw, seq, i, what)
-        if spec is None:
-            continue
+    for seq, i, spec, what in chk.mappings(data, where, "databases", model, "database"):
         chk.keys(spec, _DB_KEYS, ("file",), what)
         file = chk.string(spec, "file", what, "")
         enabled = spec.get("enabled", "True")
@@ -364,14 +362,7 @@ def _read_databases(chk: Checker, data: Any, where: YDict, model: str) -> list[D
 
 def _read_env_vars(chk: Checker, data: Any, where: YDict, model: str) -> list[EnvVar]:
     result: list[EnvVar] = []
-    seq = chk.sequence(data, where, "env_vars", f"'env_vars' of {model}")
-    if seq is None:
-        return result
-    for i, raw in enumerate(seq):
-        what = f"env_var {i + 1} of {model}"
-        spec = chk.mapping(raw, seq, i, what)
-        if spec is None:
-            continue
+    for seq, i, spec, what in chk.mappings(data, where, "env_vars", model, "env_var"):
         chk.keys(spec, _ENV_KEYS, ("name", "value"), what)
         result.append(EnvVar(chk.string(spec, "name", what, ""),
                              chk.string(spec, "value", what, ""), seq.loc(i)))
@@ -410,14 +401,7 @@ def _read_pvi(chk: Checker, data: Any, where: YDict, model: str) -> Pvi | None:
 
 def _read_sub_entities(chk: Checker, data: Any, where: YDict, model: str) -> list[YDict]:
     result: list[YDict] = []
-    seq = chk.sequence(data, where, "sub_entities", f"'sub_entities' of {model}")
-    if seq is None:
-        return result
-    for i, raw in enumerate(seq):
-        what = f"sub_entity {i + 1} of {model}"
-        spec = chk.mapping(raw, seq, i, what)
-        if spec is None:
-            continue
+    for _seq, _i, spec, what in chk.mappings(data, where, "sub_entities", model, "sub_entity"):
         if "type" not in spec:
             chk.add(f"{what} is missing required key 'type'", spec.loc(), "type")
             continue
