@@ -487,3 +487,27 @@ def test_duplicate_id_names_both_entities(tmp_path):
     assert "ioc.yaml:8:11" in problem and "entity 2 (demo.Port)" in problem
     assert "id 'p1' is already used by entity 1 (demo.Port) at" in problem
     assert "ioc.yaml:4:5" in problem
+
+
+@pytest.mark.parametrize("template", [
+    "{{ P }}", "{{P}}:{{ R }}\n", "a {{ port.host }} b", "{{ port }}", "{{ dev.P }}",
+    "{{ _global.get_env('DEMO_HOME') }}", '{{ _global.get_env("DEMO_HOME") | upper }}',
+    "{{ ioc_name | lower }}", "{{ counter }}", "{{ flag }} {{ nothing }} {{ gain }}",
+    "line\r\nnext\n",
+])
+def test_simple_templates_render_as_jinja_does(template):
+    """Look-up-only templates skip Jinja: the result must be what Jinja gives."""
+    from berth.errors import Location
+    from berth.model.instance import Entity
+    from berth.model.support import load_support
+
+    model = load_support([DEMO]).models["demo.Port"]
+    port = Entity("demo.Port", model, {"name": "p1", "host": "h:1"}, "entity 1", Location())
+    renderer = jinja.Renderer({"DEMO_HOME": "/home/demo"}, "x.ibek.ioc")
+    renderer.ioc_name = "My-IOC"
+    renderer.globals.set("counter", 7)
+    fields = {"P": "DEV:", "R": "R1", "port": port, "dev": {"P": "D2"}, "flag": True,
+              "nothing": None, "gain": 2.0}
+    assert type(jinja.compile_template(template)).__name__ == "_Simple"
+    expected = jinja._environment().from_string(template).render(renderer.context(fields))
+    assert renderer.render(fields, template) == expected
