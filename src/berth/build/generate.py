@@ -12,7 +12,6 @@ are the same:
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import os
 import re
@@ -430,6 +429,8 @@ class _Build:
     def make_repeat(self, params: dict[str, Any], label: str, loc_of: Any) -> Entity | None:
         values = params.get("values")
         if isinstance(values, str):
+            import ast
+
             with contextlib.suppress(ValueError, SyntaxError):
                 values = ast.literal_eval(values)
         if isinstance(values, tuple | range):

@@ -8,7 +8,6 @@ Jinja strings are accepted for any typed parameter; they are rendered and conver
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Any
 
@@ -189,6 +188,8 @@ def convert_value(param: Param, value: Any) -> tuple[Any, str | None]:
 
 
 def suggest(name: str, choices: list[str]) -> str:
+    import difflib
+
     close = difflib.get_close_matches(name, choices, n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
