@@ -511,3 +511,24 @@ def test_simple_templates_render_as_jinja_does(template):
     assert type(jinja.compile_template(template)).__name__ == "_Simple"
     expected = jinja._environment().from_string(template).render(renderer.context(fields))
     assert renderer.render(fields, template) == expected
+
+
+def test_keys_of_yaml_mappings_shadow_nothing_in_templates(tmp_path):
+    # Mappings loaded from YAML remember their positions; a key named like those attributes
+    # (`file`, `pos`) must still be found as a key, through Jinja and through the fast path.
+    support = tmp_path / "keys.ibek.support.yaml"
+    support.write_text(textwrap.dedent("""\
+        module: keys
+        entity_models:
+          - name: Load
+            description: a dict parameter whose keys are file and pos
+            parameters:
+              spec: {type: dict, description: what to load}
+            pre_init:
+              - value: load {{ spec.file }} {{ spec.pos }}
+              - value: "{% for t in [spec] %}jinja {{ t.file }} {{ t.pos }}{% endfor %}"
+        """))
+    ioc = make_ioc(tmp_path, "- type: keys.Load\n  spec: {file: a.db, pos: 3}\n")
+    out = generate([ioc], [support], OPTIONS)
+    assert "load a.db 3" in out.st_cmd
+    assert "jinja a.db 3" in out.st_cmd

@@ -24,6 +24,19 @@ _SIMPLE_EXPR = re.compile(
     r" *(?:\| *(?P<filter>upper|lower) *)?\}\}")
 
 
+def _has_attribute(obj: Any, name: str) -> bool:
+    """Whether Jinja's `obj.name` finds an attribute. Mappings and lists loaded from YAML carry
+    their source positions as attributes; templates must see them as the plain dicts and lists
+    they are (so that a key called `file` or `pos` is found as a key)."""
+    from berth.yamlio import YDict, YList
+
+    if isinstance(obj, YDict):
+        return hasattr(dict, name)
+    if isinstance(obj, YList):
+        return hasattr(list, name)
+    return hasattr(obj, name)
+
+
 class TemplateProblem(Exception):
     """A template could not be rendered; `message` says why, in words for the user."""
 
@@ -75,8 +88,13 @@ def _environment() -> Any:
                     return f"'{name}' is undefined"
                 return _describe_missing(obj, str(name))
 
-        _ENV = SandboxedEnvironment(undefined=Undefined, keep_trailing_newline=False,
-                                    autoescape=False)
+        class Environment(SandboxedEnvironment):
+            def getattr(self, obj: Any, attribute: str) -> Any:
+                if not _has_attribute(obj, attribute):
+                    return self.getitem(obj, attribute)
+                return super().getattr(obj, attribute)
+
+        _ENV = Environment(undefined=Undefined, keep_trailing_newline=False, autoescape=False)
     return _ENV
 
 
@@ -276,10 +294,10 @@ class Renderer:
             raise TemplateProblem(f"'{name}' is undefined")
         for attr in path[1:]:
             if isinstance(value, Mapping):
-                if attr in value and not hasattr(value, attr):
+                if attr in value and not _has_attribute(value, attr):
                     value = value[attr]
                     continue
-                if not hasattr(value, attr):
+                if not _has_attribute(value, attr):
                     raise TemplateProblem(_describe_missing(value, attr))
             try:
                 value = getattr(value, attr)
