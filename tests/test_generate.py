@@ -532,3 +532,23 @@ def test_keys_of_yaml_mappings_shadow_nothing_in_templates(tmp_path):
     out = generate([ioc], [support], OPTIONS)
     assert "load a.db 3" in out.st_cmd
     assert "jinja a.db 3" in out.st_cmd
+
+
+def test_quotes_in_values_survive_into_the_expanded_database(tmp_path):
+    # epics.DbText lines hold record definitions with quoted names: ioc.subst must stay
+    # parseable and msi must give back the text as written. (Backslashes are written as ibek
+    # writes them; msi, like EPICS, reads them as escapes.)
+    from berth.build.msi import expand_substitutions
+    from berth.runtime import softioc
+
+    ioc = make_ioc(tmp_path, """
+        - type: epics.DbText
+          text: |
+            record(ai, "Q:A") { field(VAL, "3") }
+        """)
+    out = generate([ioc], softioc.support_files(), OPTIONS)
+    subst = tmp_path / "ioc.subst"
+    subst.write_text(out.ioc_subst)
+    db = expand_substitutions(subst, [softioc.db_dir()])
+    assert 'record(ai, "Q:A") { field(VAL, "3") }' in db
+    assert '\\"Q:A\\"' in out.ioc_subst  # escaped in the file itself

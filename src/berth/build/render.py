@@ -173,8 +173,8 @@ class _Outputs:
         out = [SUBST_HEADER]
         for file, rows in tables.items():
             n_cols = len(rows[0])  # as ibek: a separator after every column but the last heading
-            cells = [[f'"{v}", ' if i < n_cols - 1 else f'"{v}"' for i, v in enumerate(row)]
-                     for row in rows]
+            cells = [[f'"{_quotable(v)}", ' if i < n_cols - 1 else f'"{_quotable(v)}"'
+                      for i, v in enumerate(row)] for row in rows]
             widths = [0] * max(len(row) for row in cells)
             for row in cells:
                 for i, c in enumerate(row):
@@ -185,6 +185,15 @@ class _Outputs:
                            + " }")
             out.append("\n}\n")
         return "".join(out)
+
+
+_BARE_QUOTE = re.compile(r'(?<!\\)"')
+
+
+def _quotable(value: str) -> str:
+    """A value as it may stand between double quotes in a substitution file: a bare `"` is
+    escaped (ibek writes it raw, which msi cannot parse), an escaped one is left alone."""
+    return _BARE_QUOTE.sub(r'\\"', value) if '"' in value else value
 
 
 def _scalar(value: Any) -> str:
