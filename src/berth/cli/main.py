@@ -29,7 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 # Commands that, given ordinary arguments, run without typer (they run at every IOC start, where
 # typer's own start-up would cost more than the work): command -> module under berth.cli with
 # `fast(argv) -> int | None`, None meaning "let typer handle these arguments" (help, mistakes).
-FAST_COMMANDS: dict[str, str] = {"generate": "build", "schema": "build"}
+FAST_COMMANDS: dict[str, str] = {"generate": "build", "schema": "build", "run": "run"}
 
 _app: typer.Typer | None = None
 

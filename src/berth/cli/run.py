@@ -1,13 +1,12 @@
 """`berth run CONFIG_DIR`: start an IOC instance from its config folder.
 
 Two entry points with the same options: the Typer command (for `berth --help`, `berth run
---help`) and `run_without_typer`, a plain argparse path that `python -m berth run` takes: an IOC's
-start-up should not pay ~0.2 s for importing Typer and pydantic.
+--help`, usage mistakes) and `fast`, a plain argparse path every ordinary `berth run` takes: an
+IOC's start-up should not pay ~0.2 s for importing Typer and pydantic.
 """
 
 
 import os
-import sys
 from pathlib import Path
 
 TYPE_CHECKING = False  # (typing is not imported on the IOC start-up path)
@@ -27,14 +26,26 @@ def _start(config_dir: Path, ioc_dir: Path, runtime_dir: Path, ioc_name: str | N
     exec_launch(plan(options))  # the runtime folder is built while the IOC process starts
 
 
-def run_without_typer(argv: list[str]) -> int:
-    """`berth run ARGS` parsed with argparse (same options as the Typer command)."""
-    import argparse
+class _UsageMistake(Exception):
+    """argparse met something typer should report (typer words it as for every command)."""
 
-    from berth.errors import BerthError
+
+def fast(argv: list[str]) -> int | None:
+    """`berth run ARGS` parsed with argparse (same options as the Typer command); None hands
+    `--help` and usage mistakes to typer. See `berth.cli.main.FAST_COMMANDS`."""
+    import argparse
+    from typing import NoReturn
+
+    args = argv[1:]
+    if {"--help", "-h"} & set(args):
+        return None
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            raise _UsageMistake(message)
 
     env = os.environ
-    parser = argparse.ArgumentParser(prog="berth run", add_help=False)
+    parser = Parser(prog="berth run", add_help=False)
     parser.add_argument("config_dir", type=Path)
     parser.add_argument("--ioc-dir", type=Path, default=Path(env.get("IOC", "/epics/ioc")))
     parser.add_argument("--runtime-dir", type=Path,
@@ -44,14 +55,12 @@ def run_without_typer(argv: list[str]) -> int:
     parser.add_argument("--defs", type=Path, action="append", default=[])
     parser.add_argument("--no-wait", action="store_true")
     parser.add_argument("--strict", action="store_true")
-    args = parser.parse_args(argv)
     try:
-        _start(args.config_dir, args.ioc_dir, args.runtime_dir, args.ioc_name,
-               args.console_socket, args.defs, args.no_wait, args.strict)
-    except BerthError as err:
-        for problem in err.problems:
-            print(f"berth: {problem}", file=sys.stderr)
-        return err.exit_code
+        ns = parser.parse_args(args)
+    except _UsageMistake:
+        return None
+    _start(ns.config_dir, ns.ioc_dir, ns.runtime_dir, ns.ioc_name, ns.console_socket, ns.defs,
+           ns.no_wait, ns.strict)
     return 0  # not reached: _start exec's the IOC
 
 
