@@ -552,3 +552,32 @@ def test_quotes_in_values_survive_into_the_expanded_database(tmp_path):
     db = expand_substitutions(subst, [softioc.db_dir()])
     assert 'record(ai, "Q:A") { field(VAL, "3") }' in db
     assert '\\"Q:A\\"' in out.ioc_subst  # escaped in the file itself
+
+
+def test_pvi_templates_and_screens_are_written_with_the_outputs(tmp_path):
+    pvi_dir = tmp_path / "pvi"
+    pvi_dir.mkdir()
+    (pvi_dir / "demo.pvi.device.yaml").write_text(textwrap.dedent("""\
+        label: Demo
+        children:
+          - type: SignalRW
+            name: Gain
+            write_pv: $(P)Gain
+            write_widget: {type: TextWrite}
+            read_pv: $(P)Gain_RBV
+            read_widget: {type: TextRead}
+        """))
+    config = tmp_path / "config"
+    config.mkdir()
+    make_ioc(config, '- type: demo.Screen\n  P: "SCR:"\n')
+    out = tmp_path / "out"
+    result = run_berth("generate", config, "--defs", DEMO, "--pvi-defs", pvi_dir, "-o", out,
+                       env={"IOC_NAME": "DEMO"})
+    assert result.returncode == 0, result.stderr
+    assert (out / "opi" / "index.bob").is_file()
+    assert "$(P)Gain_RBV" in (out / "opi" / "demo.pvi.bob").read_text()
+    # ioc.subst loads the template written beside it: the IOC gets its PVI PV
+    from berth.build.msi import expand_substitutions
+
+    db = expand_substitutions(out / "ioc.subst", [out])
+    assert '"SCR:PVI"' in db and "SCR:Gain_RBV" in db

@@ -111,6 +111,20 @@ class Generated:
     warnings: list[Problem] = field(default_factory=list)
     entities: list[Entity] = field(default_factory=list)
     ioc_name: str = ""
+    pvi_search: list[Path] = field(default_factory=list)  # where PVI device files were found
+
+    def pvi_files(self, screen_formats: tuple[str, ...] = ("bob",)) -> dict[str, str]:
+        """The PVI outputs (relative name -> text): each `<Device>.pvi.template` that
+        ioc.subst's rows load, the screens of each device type used and `index.<fmt>`.
+        Entities whose device file was not found were already warned about and are left out."""
+        found = [p for p in self.pvi_entities if p.device_file is not None]
+        if not found:
+            return {}
+        from berth.screens import ioc_screens, screen_entry_from
+
+        return ioc_screens(self.ioc_name, [screen_entry_from(p) for p in found],
+                           self.pvi_search, formats=screen_formats,
+                           on_missing=lambda _problem: None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -685,17 +699,21 @@ def _unknown_types_problem(unknown: list[tuple[str, str, Location]], support: Su
         f"{'; '.join(parts)}. Modules loaded: {modules}", first_loc, field="type")
 
 
-def write_outputs(generated: Generated, out_dir: Path) -> list[Path]:
-    """Write st.cmd, ioc.subst and (when needed) wait_list.yaml, all or nothing."""
+def write_outputs(generated: Generated, out_dir: Path, opi_dir: Path | None = None) -> list[Path]:
+    """Write st.cmd, ioc.subst, (when needed) wait_list.yaml and the `<Device>.pvi.template`s
+    into `out_dir`, and the screens into `opi_dir` (default `<out_dir>/opi`), all or nothing."""
     from berth.fsutil import atomic_write_all
 
     out_dir = Path(out_dir)
+    opi_dir = Path(opi_dir) if opi_dir is not None else out_dir / "opi"
     files: dict[Path, str] = {
         out_dir / "st.cmd": generated.st_cmd,
         out_dir / "ioc.subst": generated.ioc_subst,
     }
     if generated.wait_list is not None:
         files[out_dir / "wait_list.yaml"] = generated.wait_list
+    for name, text in generated.pvi_files().items():
+        files[(out_dir if name.endswith(".template") else opi_dir) / name] = text
     try:
         atomic_write_all(files)
     except OSError as exc:

@@ -278,4 +278,5 @@ def outputs(all_entities: list[Entity], renderer: Renderer, options: GenerateOpt
         warnings=warnings,
         entities=all_entities,
         ioc_name=ioc_name,
+        pvi_search=search,
     )

@@ -20,7 +20,8 @@ DEFAULT_RUNTIME_DIR = "/epics/runtime"
 
 
 def run_generate(config: Path, defs: list[Path], out_dir: Path | None, pvi_defs: list[Path],
-                 ioc_dir: str, runtime_dir: str, ioc_name: str | None) -> None:
+                 ioc_dir: str, runtime_dir: str, ioc_name: str | None,
+                 opi_dir: Path | None = None) -> None:
     from berth.build import generate as gen
 
     files = gen.find_instance_files(config)
@@ -29,7 +30,7 @@ def run_generate(config: Path, defs: list[Path], out_dir: Path | None, pvi_defs:
     generated = gen.generate(files, defs or gen.default_defs(), options, beside=config.is_dir())
     for warning in generated.warnings:
         print(f"berth: {warning}", file=sys.stderr)
-    for path in gen.write_outputs(generated, out_dir or Path(options.runtime_dir)):
+    for path in gen.write_outputs(generated, out_dir or Path(options.runtime_dir), opi_dir):
         print(path)
 
 
@@ -66,7 +67,8 @@ def run_schema(defs: list[Path], out: Path | None, support: bool) -> None:
 # options of the fast path: name -> (destination, kind: "one" | "many" | "flag")
 _GENERATE_OPTIONS = {"--defs": ("defs", "many"), "-o": ("out", "one"), "--output": ("out", "one"),
                      "--pvi-defs": ("pvi_defs", "many"), "--ioc-dir": ("ioc_dir", "one"),
-                     "--runtime-dir": ("runtime_dir", "one"), "--ioc-name": ("ioc_name", "one")}
+                     "--runtime-dir": ("runtime_dir", "one"), "--ioc-name": ("ioc_name", "one"),
+                     "--opi-dir": ("opi_dir", "one")}
 _SCHEMA_OPTIONS = {"--defs": ("defs", "many"), "-o": ("out", "one"), "--output": ("out", "one"),
                    "--support": ("support", "flag")}
 
@@ -130,6 +132,7 @@ def fast(argv: list[str]) -> int | None:
             one.get("ioc_dir") or env.get("IOC") or DEFAULT_IOC_DIR,
             one.get("runtime_dir") or env.get("RUNTIME_DIR") or DEFAULT_RUNTIME_DIR,
             one.get("ioc_name") or env.get("IOC_NAME") or None,
+            Path(one["opi_dir"]) if "opi_dir" in one else None,
         )
         return 0
     if command == "schema":
@@ -167,10 +170,14 @@ def register(app: "typer.Typer") -> None:
         ] = DEFAULT_RUNTIME_DIR,
         ioc_name: Annotated[str | None, typer.Option(
             "--ioc-name", envvar="IOC_NAME", help="IOC_NAME for templates.")] = None,
+        opi_dir: Annotated[Path | None, typer.Option(
+            "--opi-dir", help="Folder for the screens (index.bob and one per PVI device "
+            "type); default: <output>/opi.")] = None,
     ) -> None:
-        """Generate st.cmd and ioc.subst (and wait_list.yaml) from an IOC instance YAML."""
+        """Generate st.cmd and ioc.subst (and wait_list.yaml, the PVI templates and screens)
+        from an IOC instance YAML."""
         run_generate(config, list(defs or []), out_dir, list(pvi_defs or []), ioc_dir,
-                     runtime_dir, ioc_name or None)
+                     runtime_dir, ioc_name or None, opi_dir)
 
     @app.command("schema")
     def schema(
