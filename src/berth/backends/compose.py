@@ -165,27 +165,10 @@ class ComposeBackend:
                                      entity=name))
         return service
 
-    @staticmethod
-    def _own_tags(repo: ServicesRepo) -> bool:
-        """Tags count only when the services repo is its own git repository (as for local)."""
-        return repo.git.is_repo and repo.git.top == repo.root
-
     def _make_release(self, repo: ServicesRepo, name: str, version: str | None,
                       releases: Path | None = None) -> tuple[str, Path, str]:
         """(version, release folder, note) for `version`, the latest tag, or the working copy."""
-        releases = releases or self.state.releases_dir(name)
-        if version is None:
-            versions = repo.versions(name) if self._own_tags(repo) else []
-            version = versions[-1] if versions else None
-        if version is None:
-            label, folder = local_release.from_working_copy(repo.root, name, repo.layout,
-                                                            releases)
-            return label, folder, f"working copy of {repo.root}"
-        if not self._own_tags(repo):
-            raise BerthError(Problem(f"unknown version '{version}' of '{name}': {repo.root} is "
-                                     "not a git repository with tags", Location(repo.root),
-                                     entity=name))
-        return version, local_release.from_tag(repo, name, version, releases), ""
+        return local_release.make(repo, name, version, releases or self.state.releases_dir(name))
 
     def deploy(self, service: str, version: str | None = None) -> Release:
         repo = self.repo
@@ -194,13 +177,8 @@ class ComposeBackend:
         return self._install(service, label, release, note)
 
     def deploy_local(self, folder: Path) -> Release:
-        folder = Path(folder).resolve()
-        if folder.parent.name != "services" or not folder.is_dir():
-            raise BerthError(Problem("expected an instance folder services/<name> of a services "
-                                     "repository", Location(folder)))
-        repo = ServicesRepo.load(folder.parent.parent)
+        repo, name = local_release.instance_folder(folder)
         self.repo_root = self.repo_root or repo.root
-        name = folder.name
         self._ioc(repo, name)
         label, release = local_release.from_working_copy(repo.root, name, repo.layout,
                                                         self.state.releases_dir(name))
@@ -231,16 +209,7 @@ class ComposeBackend:
         return self._install(service, target.version, release, note, force=True)
 
     def _known(self, instances: dict[str, InstanceState], name: str) -> InstanceState:
-        if name not in instances:
-            import difflib
-
-            close = difflib.get_close_matches(name, list(instances), n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            deployed = ", ".join(sorted(instances)) or "none"
-            raise BerthError(Problem(f"instance '{name}' is not deployed with the compose "
-                                     f"backend{hint} (deployed: {deployed})",
-                                     Location(self.state.state_file), entity=name))
-        return instances[name]
+        return self.state.known(instances, name, "with the compose backend")
 
     def _install(self, name: str, version: str, release: Path, note: str,
                  force: bool = False) -> Release:

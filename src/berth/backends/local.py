@@ -112,15 +112,6 @@ class LocalBackend:
     def _repo(self) -> ServicesRepo:
         return ServicesRepo.load(self.repo_path)
 
-    @staticmethod
-    def _own_tags(repo: ServicesRepo) -> bool:
-        """Tags count only when the services repo is its own git repository (the example
-        inside berth's repo is not: berth's tags say nothing about it)."""
-        return repo.git.is_repo and repo.git.top == repo.root
-
-    def _versions(self, repo: ServicesRepo, name: str) -> list[str]:
-        return repo.versions(name) if self._own_tags(repo) else []
-
     def _ioc(self, repo: ServicesRepo, name: str) -> Service:
         service = repo.service(name)
         if not SAFE_NAME.match(name):  # it becomes a supervisord section and file names
@@ -133,32 +124,7 @@ class LocalBackend:
         return service
 
     def _known(self, instances: dict[str, InstanceState], name: str) -> InstanceState:
-        if name not in instances:
-            import difflib
-
-            close = difflib.get_close_matches(name, list(instances), n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            deployed = ", ".join(sorted(instances)) or "none"
-            raise BerthError(Problem(f"instance '{name}' is not deployed here{hint} "
-                                     f"(deployed: {deployed})", Location(self.state.state_file),
-                                     entity=name))
-        return instances[name]
-
-    def _make_release(self, repo: ServicesRepo, name: str,
-                      version: str | None, releases: Path) -> tuple[str, Path, str]:
-        """(version, release folder, note) for `version`, the latest tag, or the working copy."""
-        if version is None:
-            versions = self._versions(repo, name)
-            version = versions[-1] if versions else None
-        if version is None:
-            label, folder = local_release.from_working_copy(repo.root, name, repo.layout,
-                                                            releases)
-            return label, folder, f"working copy of {repo.root}"
-        if not self._own_tags(repo):
-            raise BerthError(Problem(f"unknown version '{version}' of '{name}': {repo.root} is "
-                                     "not a git repository with tags", Location(repo.root),
-                                     entity=name))
-        return version, local_release.from_tag(repo, name, version, releases), ""
+        return self.state.known(instances, name)
 
     def _launch_spec(self, name: str, release: Path, version: str) -> dict[str, Any]:
         service = ServicesRepo.load(release).service(name)
@@ -328,18 +294,13 @@ class LocalBackend:
             instances = self.state.load()
             releases = self.state.releases_dir(service)
             with _forget_new_releases(releases):
-                label, release, note = self._make_release(repo, service, version, releases)
+                label, release, note = local_release.make(repo, service, version, releases)
                 entry, changed = self._record(instances, service, label, release, note)
             self._apply(instances, restart=[service] if changed else [])
             return entry
 
     def deploy_local(self, folder: Path) -> Release:
-        folder = Path(folder).resolve()
-        if folder.parent.name != "services" or not folder.is_dir():
-            raise BerthError(Problem("expected an instance folder services/<name> of a services "
-                                     "repository", Location(folder)))
-        repo = ServicesRepo.load(folder.parent.parent)
-        name = folder.name
+        repo, name = local_release.instance_folder(folder)
         self._ioc(repo, name)
         with self.state.locked():
             instances = self.state.load()
@@ -486,7 +447,7 @@ class LocalBackend:
                     results.append(Release(name, "-", "-", False, f"not runnable here: "
                                                                   f"{how.reason}"))
                     continue
-                label, release, note = self._make_release(repo, name, None,
+                label, release, note = local_release.make(repo, name, None,
                                                           self.state.releases_dir(name))
                 entry, changed = self._record(instances, name, label, release, note)
                 if changed:
@@ -509,7 +470,7 @@ class LocalBackend:
         repo = self._repo()
         self._ioc(repo, service)
         with tempfile.TemporaryDirectory() as scratch:
-            label, release, _ = self._make_release(repo, service, version, Path(scratch))
+            label, release, _ = local_release.make(repo, service, version, Path(scratch))
             spec = self._launch_spec(service, release, label)
             spec["release"] = str(self.state.releases_dir(service) /
                                   local_release.folder_name(label))

@@ -160,6 +160,38 @@ def from_tag(repo: ServicesRepo, name: str, tag: str, releases: Path) -> Path:
         raise
 
 
+def instance_folder(folder: Path) -> tuple[ServicesRepo, str]:
+    """The services repository and instance name of an instance folder `services/<name>`
+    (what `deploy-local` is given)."""
+    folder = Path(folder).resolve()
+    if folder.parent.name != "services" or not folder.is_dir():
+        raise BerthError(Problem("expected an instance folder services/<name> of a services "
+                                 "repository", Location(folder)))
+    return ServicesRepo.load(folder.parent.parent), folder.name
+
+
+def own_tags(repo: ServicesRepo) -> bool:
+    """Tags count only when the services repo is its own git repository (the example
+    inside berth's repo is not: berth's tags say nothing about it)."""
+    return repo.git.is_repo and repo.git.top == repo.root
+
+
+def make(repo: ServicesRepo, name: str, version: str | None,
+         releases: Path) -> tuple[str, Path, str]:
+    """(version, release folder, note) for `version`, the latest tag, or the working copy."""
+    if version is None:
+        versions = repo.versions(name) if own_tags(repo) else []
+        version = versions[-1] if versions else None
+    if version is None:
+        label, folder = from_working_copy(repo.root, name, repo.layout, releases)
+        return label, folder, f"working copy of {repo.root}"
+    if not own_tags(repo):
+        raise BerthError(Problem(f"unknown version '{version}' of '{name}': {repo.root} is "
+                                 "not a git repository with tags", Location(repo.root),
+                                 entity=name))
+    return version, from_tag(repo, name, version, releases), ""
+
+
 def _extract(archive: bytes, prefix: str, name: str, layout: Layout, dest: Path) -> None:
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         for member in tar.getmembers():

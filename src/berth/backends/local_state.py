@@ -143,6 +143,21 @@ class StateDir:
                         Location(self.state_file))
             ) from None
 
+    def known(self, instances: dict[str, InstanceState], name: str,
+              where: str = "here") -> InstanceState:
+        """The state of deployed instance `name`; an error naming close matches otherwise.
+        `where` completes "is not deployed ..." (e.g. "with the compose backend")."""
+        if name not in instances:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(instances), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            deployed = ", ".join(sorted(instances)) or "none"
+            raise BerthError(Problem(f"instance '{name}' is not deployed {where}{hint} "
+                                     f"(deployed: {deployed})", Location(self.state_file),
+                                     entity=name))
+        return instances[name]
+
     def save(self, instances: dict[str, InstanceState]) -> None:
         data = {"instances": {name: asdict(st) for name, st in sorted(instances.items())}}
         atomic_write(self.state_file, json.dumps(data, indent=2) + "\n")

@@ -189,6 +189,23 @@ class _SubstitutionParser:
             self.definitions_body(fileset, opening)
         return fileset
 
+    def next_row(self, fileset: _FileSet, file_open: _Token) -> _Token | None:
+        """In a file block: skip commas and take any `global` blocks (kept as rows in order);
+        the token that starts the next row, or None after the block's closing brace."""
+        while True:
+            self.skip_commas()
+            kind, text, _ = token = self.peek()
+            if kind == "}":
+                self.take()
+                return None
+            if kind == "eof":
+                raise self.unterminated(file_open, f"file block '{fileset.name}'")
+            if kind == "word" and text == "global":
+                self.take()
+                fileset.rows.append(self.globals_block())
+                continue
+            return token
+
     def pattern_body(self, fileset: _FileSet, file_open: _Token) -> None:
         names_open = self.expect_open("the pattern names")
         names: list[str] = []
@@ -203,19 +220,8 @@ class _SubstitutionParser:
                 raise self.fail(f"expected a macro name, found {_describe(token)}", token)
             names.append(_plain(token))
         tokens = self.tokens
-        while True:
-            self.skip_commas()
-            kind, text, _ = token = self.peek()
-            if kind == "}":
-                self.take()
-                return
-            if kind == "eof":
-                raise self.unterminated(file_open, f"file block '{fileset.name}'")
-            if kind == "word" and text == "global":
-                self.take()
-                fileset.rows.append(self.globals_block())
-                continue
-            if kind == "word" and tokens[self.pos + 1][0] == "{":
+        while (first := self.next_row(fileset, file_open)) is not None:
+            if first[0] == "word" and tokens[self.pos + 1][0] == "{":
                 self.take()  # an old-style row name before the values: ignored, as EPICS does
             row_open = self.expect_open("a row of values")
             values: list[str] = []
@@ -239,18 +245,7 @@ class _SubstitutionParser:
                                      self.lines))
 
     def definitions_body(self, fileset: _FileSet, file_open: _Token) -> None:
-        while True:
-            self.skip_commas()
-            kind, text, _ = self.peek()
-            if kind == "}":
-                self.take()
-                return
-            if kind == "eof":
-                raise self.unterminated(file_open, f"file block '{fileset.name}'")
-            if kind == "word" and text == "global":
-                self.take()
-                fileset.rows.append(self.globals_block())
-                continue
+        while self.next_row(fileset, file_open) is not None:
             row_open = self.expect_open("a set of definitions {A=1, B=2}")
             fileset.rows.append(_Row(self.definitions(row_open, "set of definitions"),
                                      row_open[2], self.lines))

@@ -2,8 +2,9 @@
 names defined twice.
 
 `ServicesRepo.load` stops at the first malformed values file; a check wants every problem, so
-for the Helm layout the services are read here one by one (with the model's own merge rules),
-and a file that cannot be read becomes a problem while the others are still checked.
+for the Helm layout the model's own reader (`load_helm_services`) is given a values-file reader
+that records problems: a file that cannot be read becomes a problem while the others are still
+checked.
 """
 
 from __future__ import annotations
@@ -13,14 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from berth.errors import BerthError, Location, Problem
-from berth.model.services import (
-    IOC_CHART,
-    Service,
-    ServicesRepo,
-    _chart_key,  # private helper of the model: which chart a values file configures
-    helm_merge,
-    load_yaml_file,
-)
+from berth.model.services import Service, ServicesRepo, load_helm_services, read_values
 from berth.yamlio import YDict, load_yaml
 
 
@@ -49,36 +43,15 @@ def scan_repo(root: Path) -> Scan:
 
 def _read_values(path: Path, scan: Scan) -> dict[str, Any] | None:
     try:
-        data = load_yaml_file(path, "values file")
+        return read_values(path, "values file")
     except BerthError as err:
         scan.problems += err.problems
         return None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        scan.problems.append(Problem(f"expected a mapping at the top level, found "
-                                     f"{type(data).__name__}", Location(path, 1, 1)))
-        return None
-    return data
 
 
 def _scan_helm(root: Path) -> Scan:
     scan = Scan(root, "helm")
-    services_dir = root / "services"
-    shared_file = services_dir / "values.yaml"
-    shared = (_read_values(shared_file, scan) if shared_file.exists() else {}) or {}
-    for folder in sorted(services_dir.iterdir()):
-        if folder.name.startswith(".") or not folder.is_dir():
-            continue
-        values_file = folder / "values.yaml"
-        if not values_file.exists() and not (folder / "Chart.yaml").exists():
-            continue
-        own = _read_values(values_file, scan) if values_file.exists() else {}
-        if own is None:
-            continue  # reported; the service cannot be checked further
-        chart = IOC_CHART if IOC_CHART in own else _chart_key(own)
-        scan.services[folder.name] = Service(folder.name, folder, "helm",
-                                             helm_merge(shared, own), chart, values_file)
+    scan.services = load_helm_services(root, lambda path, _what: _read_values(path, scan))
     return scan
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -141,7 +142,7 @@ class ServicesRepo:
         if (root / "compose.yaml").is_file() or (root / "compose.yml").is_file():
             return cls(root, "compose", _load_compose(root))
         if (root / "services").is_dir():
-            return cls(root, "helm", _load_helm(root))
+            return cls(root, "helm", load_helm_services(root))
         raise BerthError(
             Problem(
                 "not a services repository: expected services/<name>/values.yaml (Helm layout) "
@@ -180,11 +181,24 @@ class ServicesRepo:
         return []
 
 
-def _load_helm(root: Path) -> dict[str, Service]:
+def read_values(path: Path, what: str = "values file") -> dict[str, Any]:
+    """A values file's top-level mapping ({} when empty); an error if it cannot be read or
+    is not a mapping."""
+    data = load_yaml_file(path, what)
+    _require_mapping(data, path)
+    return data or {}
+
+
+def load_helm_services(
+    root: Path, read: Callable[[Path, str], dict[str, Any] | None] = read_values,
+) -> dict[str, Service]:
+    """The services of a Helm-layout repository: each `services/<name>/values.yaml` merged over
+    `services/values.yaml`. `read(path, what)` reads one values file (default: `read_values`,
+    which raises); a reader that records problems instead may return None to skip the file
+    (a shared file read as None counts as empty)."""
     services_dir = root / "services"
     shared_file = services_dir / "values.yaml"
-    shared = load_yaml_file(shared_file, "shared values file") if shared_file.exists() else {}
-    _require_mapping(shared, shared_file)
+    shared = (read(shared_file, "shared values file") if shared_file.exists() else {}) or {}
     found: dict[str, Service] = {}
     for folder in sorted(services_dir.iterdir()):
         if folder.name.startswith(".") or not folder.is_dir():
@@ -192,11 +206,12 @@ def _load_helm(root: Path) -> dict[str, Service]:
         values_file = folder / "values.yaml"
         if not values_file.exists() and not (folder / "Chart.yaml").exists():
             continue
-        own = load_yaml_file(values_file, "values file") if values_file.exists() else {}
-        _require_mapping(own, values_file)
-        merged = helm_merge(shared or {}, own or {})
-        chart = IOC_CHART if IOC_CHART in (own or {}) else _chart_key(own or {})
-        found[folder.name] = Service(folder.name, folder, "helm", merged, chart, values_file)
+        own = read(values_file, "values file") if values_file.exists() else {}
+        if own is None:
+            continue
+        chart = IOC_CHART if IOC_CHART in own else _chart_key(own)
+        found[folder.name] = Service(folder.name, folder, "helm", helm_merge(shared, own), chart,
+                                     values_file)
     return found
 
 

@@ -165,6 +165,28 @@ class Checker:
             if spec is not None:
                 yield seq, i, spec, what
 
+    def string_entries(self, value: Any, where: YDict, key: str, what: str, noun: str,
+                       owner: str, numbers: bool = False,
+                       ) -> list[tuple[str, str | None, Location]] | None:
+        """(name, value, where the name is) of each entry of the mapping `where[key]` whose
+        value is a string or null (with `numbers`, a boolean or number too, as text); any other
+        value is reported ("<noun> '<name>' of <owner> must be a string") and left out. None
+        when `where[key]` is not a mapping (reported too)."""
+        mapping = self.mapping(value, where, key, f"'{key}' of {what}")
+        if mapping is None:
+            return None
+        entries: list[tuple[str, str | None, Location]] = []
+        for name, item in mapping.items():
+            if item is not None and not isinstance(item, str):
+                if numbers and isinstance(item, bool | int | float):
+                    item = str(item)
+                else:
+                    self.add(f"{noun} '{name}' of {owner} must be a string, got "
+                             f"{describe(item)}", mapping.loc(name), str(name))
+                    continue
+            entries.append((str(name), item, mapping.key_loc(name)))
+        return entries
+
     def keys(self, data: YDict, allowed: Sequence[str], required: Sequence[str],
              what: str) -> None:
         for key in data:
@@ -344,18 +366,10 @@ def _read_databases(chk: Checker, data: Any, where: YDict, model: str) -> list[D
         locs: dict[str, Location] = {}
         raw_args = spec.get("args")
         if raw_args is not None:
-            amap = chk.mapping(raw_args, spec, "args", f"'args' of {what}")
-            if amap is not None:
-                for arg, value in amap.items():
-                    if value is not None and not isinstance(value, str):
-                        if isinstance(value, bool | int | float):
-                            value = str(value)
-                        else:
-                            chk.add(f"arg '{arg}' of {what} must be a string, got "
-                                    f"{describe(value)}", amap.loc(arg), str(arg))
-                            continue
-                    args[str(arg)] = value
-                    locs[str(arg)] = amap.key_loc(arg)
+            for arg, value, loc in chk.string_entries(raw_args, spec, "args", what, "arg", what,
+                                                      numbers=True) or ():
+                args[arg] = value
+                locs[arg] = loc
         result.append(Database(file, enabled, args, seq.loc(i), locs))
     return result
 
@@ -380,15 +394,9 @@ def _read_pvi(chk: Checker, data: Any, where: YDict, model: str) -> Pvi | None:
     macros = spec.get("ui_macros")
     ui_macros: dict[str, str | None] | None = None
     if macros is not None:
-        mmap = chk.mapping(macros, spec, "ui_macros", f"'ui_macros' of {what}")
-        if mmap is not None:
-            ui_macros = {}
-            for k, v in mmap.items():
-                if v is not None and not isinstance(v, str):
-                    chk.add(f"ui_macro '{k}' of {model} must be a string, got {describe(v)}",
-                            mmap.loc(k), str(k))
-                    continue
-                ui_macros[str(k)] = v
+        entries = chk.string_entries(macros, spec, "ui_macros", what, "ui_macro", model)
+        if entries is not None:
+            ui_macros = {name: value for name, value, _loc in entries}
     return Pvi(
         yaml_path=chk.string(spec, "yaml_path", what, ""),
         ui_index=chk.boolean(spec, "ui_index", what, True),

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from berth.errors import BerthError, Location, Problem, error
-from berth.screens.yaml_lines import YDict, YList, load_yaml
+from berth.yamlio import YDict, YList, load_yaml
 
 DEVICE_SUFFIX = ".pvi.device.yaml"
 
@@ -148,13 +148,13 @@ class _Reader:
         self.path = path
         self.problems: list[Problem] = []
 
-    def problem(self, message: str, line: int, entity: str | None = None,
+    def problem(self, message: str, where: Location, entity: str | None = None,
                 field_name: str | None = None) -> None:
-        self.problems.append(Problem(message, Location(self.path, line), entity, field_name))
+        self.problems.append(Problem(message, where, entity, field_name))
 
-    def mapping(self, data: Any, line: int, what: str) -> YDict | None:
+    def mapping(self, data: Any, where: Location, what: str) -> YDict | None:
         if not isinstance(data, YDict):
-            self.problem(f"{what} must be a mapping, not {type(data).__name__}", line)
+            self.problem(f"{what} must be a mapping, not {type(data).__name__}", where)
             return None
         return data
 
@@ -162,17 +162,17 @@ class _Reader:
         for key in data:
             if key not in allowed:
                 self.problem(f"unknown key (expected one of: {', '.join(sorted(allowed))})",
-                             data.line_of(key), entity, key)
+                             data.key_loc(key), entity, key)
 
     def text(self, data: YDict, key: str, entity: str, required: bool = False,
              default: str = "") -> str:
         if key not in data or data[key] is None:
             if required:
-                self.problem("is required", data.line, entity, key)
+                self.problem("is required", data.loc(), entity, key)
             return default
         value = data[key]
         if isinstance(value, bool) or not isinstance(value, str | int | float):
-            self.problem(f"must be text, not {type(value).__name__}", data.line_of(key), entity,
+            self.problem(f"must be text, not {type(value).__name__}", data.key_loc(key), entity,
                          key)
             return default
         return str(value)
@@ -180,7 +180,7 @@ class _Reader:
     # Components --------------------------------------------------------------------------
 
     def device(self, data: Any) -> tuple[str, str | None, YList]:
-        top = self.mapping(data, 1, "a PVI device file")
+        top = self.mapping(data, Location(self.path, 1), "a PVI device file")
         if top is None:
             return "", None, YList()
         self.check_keys(top, {"label", "parent", "children"}, "device")
@@ -188,15 +188,14 @@ class _Reader:
         parent = self.text(top, "parent", "device") or None
         children = top.get("children") or YList()
         if not isinstance(children, YList):
-            self.problem("must be a list", top.line_of("children"), "device", "children")
+            self.problem("must be a list", top.key_loc("children"), "device", "children")
             children = YList()
         return label, parent, children
 
     def components(self, items: YList, where: str) -> list[Component | _Include]:
         out: list[Component | _Include] = []
         for index, item in enumerate(items):
-            line = items.item_lines[index]
-            data = self.mapping(item, line, f"{where}[{index}]")
+            data = self.mapping(item, items.loc(index), f"{where}[{index}]")
             if data is None:
                 continue
             parsed = self.component(data, f"{where}[{index}]")
@@ -211,33 +210,33 @@ class _Reader:
         if kind == "Include":
             self.check_keys(data, {"type", "file_name"}, entity)
             file_name = self.text(data, "file_name", entity, required=True)
-            return _Include(file_name, data.line) if file_name else None
+            return _Include(file_name, data.pos[0]) if file_name else None
         common = {"type", "name", "label", "description"}
         if not isinstance(name, str) or not _NAME.match(name):
-            self.problem("must be a name of letters, digits and '_'", data.line_of("name"),
+            self.problem("must be a name of letters, digits and '_'", data.key_loc("name"),
                          entity, "name")
             return None
         label = self.text(data, "label", entity) or title_case(name)
         description = self.text(data, "description", entity)
         if kind == "IgnoredComponent":
             self.check_keys(data, common, entity)
-            return Ignored(name, label, description, data.line)
+            return Ignored(name, label, description, data.pos[0])
         if kind == "Group":
             self.check_keys(data, common | {"layout", "children"}, entity)
             layout = self.layout(data, entity)
             children = data.get("children") or YList()
             if not isinstance(children, YList):
-                self.problem("must be a list", data.line_of("children"), entity, "children")
+                self.problem("must be a list", data.key_loc("children"), entity, "children")
                 children = YList()
             parsed = self.components(children, f"{entity}.children")
-            return _PendingGroup(name, label, description, data.line, layout, parsed)
+            return _PendingGroup(name, label, description, data.pos[0], layout, parsed)
         if kind == "DeviceRef":
             self.check_keys(data, common | {"pv", "ui", "macros"}, entity)
             macros = data.get("macros") or {}
             if not isinstance(macros, dict):
-                self.problem("must be a mapping", data.line_of("macros"), entity, "macros")
+                self.problem("must be a mapping", data.key_loc("macros"), entity, "macros")
                 macros = {}
-            return DeviceRef(name, label, description, data.line,
+            return DeviceRef(name, label, description, data.pos[0],
                              pv=self.text(data, "pv", entity, required=True),
                              ui=self.text(data, "ui", entity),
                              macros={str(k): "" if v is None else str(v)
@@ -246,7 +245,7 @@ class _Reader:
             return self.signal(kind, name, label, description, data, entity)
         self.problem(f"unknown component type {kind!r} (expected SignalR, SignalW, SignalRW, "
                      "SignalX, DeviceRef, Group, Include or IgnoredComponent)",
-                     data.line_of("type"), entity, "type")
+                     data.key_loc("type"), entity, "type")
         return None
 
     def signal(self, kind: str, name: str, label: str, description: str, data: YDict,
@@ -261,7 +260,7 @@ class _Reader:
         if kind == "SignalX":
             keys |= {"value"}
         self.check_keys(data, keys, entity)
-        signal = Signal(name, label, description, data.line, kind=kind)
+        signal = Signal(name, label, description, data.pos[0], kind=kind)
         if writes:
             signal.write_pv = self.text(data, "write_pv", entity, required=True) or None
             default = "ButtonPanel" if kind == "SignalX" else "TextWrite"
@@ -293,13 +292,13 @@ class _Reader:
         raw = data.get(key)
         if raw is None:
             return Widget(default)
-        spec = self.mapping(raw, data.line_of(key), f"{entity} {key}")
+        spec = self.mapping(raw, data.key_loc(key), f"{entity} {key}")
         if spec is None:
             return Widget(default)
         kind = spec.get("type")
         if kind not in allowed:
             self.problem(f"unknown widget {kind!r} here (expected one of: "
-                         f"{', '.join(sorted(allowed))})", spec.line_of("type"), entity,
+                         f"{', '.join(sorted(allowed))})", spec.key_loc("type"), entity,
                          f"{key}.type")
             return Widget(default)
         options: dict[str, Any] = {}
@@ -308,17 +307,17 @@ class _Reader:
                 continue
             expected = allowed[kind].get(option)
             if expected is None:
-                self.problem(f"unknown key for {kind}", spec.line_of(option), entity,
+                self.problem(f"unknown key for {kind}", spec.key_loc(option), entity,
                              f"{key}.{option}")
             elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-                self.problem(f"has the wrong type {type(value).__name__}", spec.line_of(option),
+                self.problem(f"has the wrong type {type(value).__name__}", spec.key_loc(option),
                              entity, f"{key}.{option}")
             else:
                 options[option] = value
         fmt = options.get("format")
         if fmt is not None and fmt not in TEXT_FORMATS:
             self.problem(f"unknown format {fmt!r} (expected one of: {', '.join(TEXT_FORMATS)})",
-                         spec.line_of("format"), entity, f"{key}.format")
+                         spec.key_loc("format"), entity, f"{key}.format")
         if kind == "ButtonPanel" and "actions" in options:
             options["actions"] = {str(k): "" if v is None else str(v)
                                   for k, v in options["actions"].items()}
@@ -331,23 +330,23 @@ class _Reader:
         raw = data.get("layout")
         if raw is None:
             return Layout()
-        spec = self.mapping(raw, data.line_of("layout"), f"{entity} layout")
+        spec = self.mapping(raw, data.key_loc("layout"), f"{entity} layout")
         if spec is None:
             return Layout()
         kind = spec.get("type")
         if kind not in LAYOUTS:
             self.problem(f"unknown layout {kind!r} (expected one of: {', '.join(LAYOUTS)})",
-                         spec.line_of("type"), entity, "layout.type")
+                         spec.key_loc("type"), entity, "layout.type")
             return Layout()
         self.check_keys(spec, {"type", *LAYOUTS[kind]}, entity)
         labelled = spec.get("labelled", True)
         if not isinstance(labelled, bool):
-            self.problem("must be true or false", spec.line_of("labelled"), entity,
+            self.problem("must be true or false", spec.key_loc("labelled"), entity,
                          "layout.labelled")
             labelled = True
         header = spec.get("header")
         if header is not None and not isinstance(header, list):
-            self.problem("must be a list", spec.line_of("header"), entity, "layout.header")
+            self.problem("must be a list", spec.key_loc("header"), entity, "layout.header")
             header = None
         return Layout(kind, labelled, [str(h) for h in header] if header else None)
 
