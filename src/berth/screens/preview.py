@@ -9,9 +9,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from xml.sax.saxutils import escape, quoteattr
 
 from berth.errors import error
+from berth.screens.bob import escape, quoteattr
 from berth.screens.layout import GROUP_INSET
 
 # Fill colour per widget type; anything else is drawn grey.
