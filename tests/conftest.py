@@ -6,11 +6,22 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _support_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The support cache of the whole run (berth in-process and in subprocesses) is a fresh
+    temporary folder: tests never read or fill the user's cache."""
+    folder = tmp_path_factory.mktemp("berth-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BERTH_CACHE_DIR", str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")

@@ -10,10 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from berth.errors import BerthError, Location, Problem
-from berth.yamlio import YDict, YList, load_yaml, location_of
+from berth.yamlio import YDict, YList, load_yaml, loads_yaml, location_of
+
+if TYPE_CHECKING:
+    from berth.model.support_cache import SupportCache
 
 PARAM_TYPES = ("str", "int", "float", "bool", "enum", "object", "id", "dict", "list")
 DEFINE_TYPES = ("str", "int", "float", "bool", "list")
@@ -23,6 +26,9 @@ WHEN = ("first", "every", "last")
 class _Missing:
     def __repr__(self) -> str:
         return "MISSING"
+
+    def __reduce__(self) -> str:
+        return "MISSING"  # pickled (support cache) as the one module-level instance
 
 
 MISSING: Any = _Missing()
@@ -500,18 +506,22 @@ def read_support(data: Any, file: str | Path, chk: Checker) -> list[EntityModel]
 
 
 def load_support(paths: Iterable[str | Path]) -> SupportSet:
-    """Load support files into one set; every problem in every file is raised together."""
+    """Load support files into one set; every problem in every file is raised together.
+
+    Files unchanged since berth last read them come from the support cache
+    (`berth.model.support_cache`) instead of being parsed and checked again."""
+    from berth.model.support_cache import SupportCache
+
+    cache = SupportCache.open()
     chk = Checker()
     result = SupportSet()
     for path in paths:
         path = Path(path)
-        try:
-            data = load_yaml(path)
-        except BerthError as err:
-            chk.problems.extend(err.problems)
+        models = _load_file(path, chk, cache)
+        if models is None:
             continue
         result.files.append(path)
-        for model in read_support(data, path, chk):
+        for model in models:
             previous = result.models.get(model.type)
             if previous is not None:
                 chk.add(f"entity type '{model.type}' is defined twice: here and in "
@@ -521,3 +531,37 @@ def load_support(paths: Iterable[str | Path]) -> SupportSet:
     if chk.problems:
         raise BerthError(chk.problems)
     return result
+
+
+def _load_file(path: Path, chk: Checker, cache: SupportCache | None) -> list[EntityModel] | None:
+    """The entity models of one support file (None when it cannot be parsed); problems go to
+    `chk`. With a cache, the bytes read are the bytes hashed, parsed and stored."""
+    text = None
+    key = None
+    name = str(path)  # the one string every location of the models holds (see the cache)
+    try:
+        content = path.read_bytes()
+        text = content.decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        pass  # load_yaml below reports it, with its usual message
+    else:
+        if cache is not None:
+            key = cache.key(content)
+            models = cache.get(key, name)
+            if models is not None:
+                return models
+    try:
+        if text is None:
+            data = load_yaml(path)
+        else:
+            if "\r" in text:  # as read_text does (universal newlines)
+                text = text.replace("\r\n", "\n").replace("\r", "\n")
+            data = loads_yaml(text, name)
+    except BerthError as err:
+        chk.problems.extend(err.problems)
+        return None
+    before = len(chk.problems)
+    models = read_support(data, path, chk)
+    if cache is not None and key is not None and len(chk.problems) == before:
+        cache.put(key, name, models)
+    return models
