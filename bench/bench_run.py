@@ -108,6 +108,10 @@ def main() -> int:
     parser.add_argument("--records", type=int, default=100)
     args = parser.parse_args()
     os.environ.update(LOOPBACK)
+    # Bytecode caching on, as in an installed berth (pip compiles it): with
+    # PYTHONDONTWRITEBYTECODE set, every module of the editable install edited since its last
+    # cached compile would be compiled again at every start of every IOC.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     use_yaml = all(importlib.util.find_spec(m) for m in ("berth.build.generate",
                                                           "berth.build.msi"))
     work = Path(tempfile.mkdtemp(prefix="bench-run-"))

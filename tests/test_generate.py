@@ -581,3 +581,54 @@ def test_pvi_templates_and_screens_are_written_with_the_outputs(tmp_path):
 
     db = expand_substitutions(out / "ioc.subst", [out])
     assert '"SCR:PVI"' in db and "SCR:Gain_RBV" in db
+
+
+def _softioc_template(name: str) -> str:
+    from berth.model.support import load_support
+    from berth.runtime import softioc
+
+    return str(load_support(softioc.support_files()).models[name].pre_init[0].value)
+
+
+@pytest.mark.parametrize("name, fields", [
+    ("berth.Template", {"file": "records.db", "macros": {"P": "X:", "N": 1, "V": 2.5}}),
+    ("berth.Template", {"file": "a.db", "macros": {}}),
+    ("berth.Template", {"file": 7, "macros": {"B": True, "N": None, "L": [1, "a"]}}),
+    ("berth.Template", {"file": "a.db", "macros": ["not", "a", "mapping"]}),
+    ("berth.Template", {"file": "a.db"}),
+    ("berth.Templates", {"templates": [{"file": "r.db", "macros": {"P": "X:", "N": "R1"}},
+                                       {"file": "s.db"}, {"file": "t.db", "macros": None},
+                                       {"file": "u.db", "macros": {"Q": 1, "R": False}}]}),
+    ("berth.Templates", {"templates": []}),
+    ("berth.Templates", {"templates": [{"file": "r.db", "macros": {}}]}),
+    ("berth.Templates", {"templates": [{"file": "r.db", "macros": ""}, {"macros": {"A": 1}}]}),
+    ("berth.Templates", {"templates": [{"file": "r.db", "macros": "A=1"}]}),
+    ("berth.Templates", {"templates": ["r.db"]}),
+    ("berth.Templates", {"templates": {"file": "r.db"}}),
+    ("berth.Templates", {"templates": "r.db"}),
+    ("berth.Templates", {}),
+])
+def test_softioc_templates_render_as_jinja_does(name, fields):
+    """berth's own Template(s) entities render without Jinja: same result (or same error)."""
+    from berth.yamlio import loads_yaml
+
+    template = _softioc_template(name)
+    assert type(jinja.compile_template(template)).__name__ == "_Native"
+    renderer = jinja.Renderer({}, "x.ibek.ioc")
+    jinja_template = jinja._environment().from_string(template)
+    try:
+        expected = jinja_template.render(renderer.context(fields))
+    except Exception as exc:  # Jinja's own error: the fast path must give the same problem
+        with pytest.raises(jinja.TemplateProblem) as raised:
+            renderer.render(fields, template)
+        with pytest.raises(jinja.TemplateProblem) as through_jinja:
+            renderer._render_jinja(jinja_template, fields, template)
+        assert raised.value.message == through_jinja.value.message, exc
+        return
+    assert renderer.render(fields, template) == expected
+    # the same values loaded from YAML (mappings and lists that carry their positions)
+    path = Path(__file__).parent / "data" / "demo.ibek.support.yaml"
+    loaded = loads_yaml("values: " + repr(fields).replace("None", "null"), path)
+    if isinstance(loaded["values"], dict):
+        assert renderer.render(loaded["values"], template) == \
+            jinja_template.render(renderer.context(loaded["values"]))

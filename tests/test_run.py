@@ -448,3 +448,42 @@ def test_sigterm_stops_the_ioc_when_it_is_pid_1(tmp_path: Path):
         if outer.poll() is None:
             outer.kill()
             outer.wait()
+
+
+@pytest.mark.parametrize("args", [
+    ["cfg"],
+    ["cfg", "--runtime-dir", "/r", "--ioc-dir=/i", "--ioc-name", "n", "--strict"],
+    ["--no-wait", "--defs", "a.yaml", "cfg", "--defs=b.yaml", "--console-socket", "/s.sock"],
+    ["--ioc-name", "a", "cfg", "--ioc-name", "b", "--no-wait", "--no-wait"],
+    ["--ioc-name=x=y", "cfg"],
+    ["--", "cfg"],
+    ["cfg", "--ioc-name", "a b"],
+    ["--runtime", "/r", "cfg"],  # an abbreviation: typer's to judge
+    ["cfg", "other"],
+    ["cfg", "--defs"],
+    ["cfg", "--bogus"],
+    ["--help"],
+    [],
+])
+def test_run_arguments_read_without_typer_as_typer_reads_them(monkeypatch, args):
+    """`berth run` reads ordinary arguments itself (no typer import at IOC start); whatever it
+    reads, typer reads the same way, and whatever it does not, it leaves to typer."""
+    from berth.cli import main, run
+
+    monkeypatch.setenv("IOC", "/env-ioc")
+    monkeypatch.delenv("RUNTIME_DIR", raising=False)
+    monkeypatch.delenv("IOC_NAME", raising=False)
+    seen: list[tuple[object, ...]] = []
+    monkeypatch.setattr(run, "_start", lambda *a: seen.append(a))
+    fast = run.fast(["run", *args])
+    assert fast in (0, None)
+    assert len(seen) == (1 if fast == 0 else 0)
+    typer_app = main.__getattr__("app")
+    run.register(typer_app)
+    try:
+        typer_app(["run", *args], standalone_mode=False)
+    except Exception:  # a usage mistake: typer reports it (the fast path left it alone)
+        assert fast is None
+        return
+    if fast == 0:
+        assert seen[0] == seen[1]

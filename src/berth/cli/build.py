@@ -1,8 +1,9 @@
 """`berth generate` and `berth schema`: ibek-compatible IOC start-up files and JSON schemas.
 
 `generate` runs at every IOC start, so its ordinary invocations skip typer entirely: `fast`
-parses the arguments itself (see `berth.cli.main.FAST_COMMANDS`) and hands anything unusual
-(--help, a mistake) back to typer, which reports it. Both paths call the same functions.
+reads the arguments with `berth.cli.fastargs` (see `berth.cli.main.FAST_COMMANDS`) and hands
+anything unusual (--help, a mistake) back to typer, which reports it. Both paths call the same
+functions.
 """
 
 # (no `from __future__ import annotations`: typer must see the option annotations evaluated,
@@ -73,56 +74,13 @@ _SCHEMA_OPTIONS = {"--defs": ("defs", "many"), "-o": ("out", "one"), "--output":
                    "--support": ("support", "flag")}
 
 
-class _Args:
-    def __init__(self) -> None:
-        self.one: dict[str, str] = {}
-        self.many: dict[str, list[str]] = {}
-        self.flags: set[str] = set()
-        self.positional: list[str] = []
-
-    def paths(self, dest: str) -> list[Path]:
-        return [Path(p) for p in self.many.get(dest, [])]
-
-
-def _parse(args: list[str], spec: dict[str, tuple[str, str]], positional: int) -> _Args | None:
-    """Options as typer would parse them, or None for anything else (help, mistakes)."""
-    result = _Args()
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        i += 1
-        if arg == "--":
-            result.positional.extend(args[i:])
-            break
-        if not arg.startswith("-") or arg == "-":
-            result.positional.append(arg)
-            continue
-        name, eq, value = arg.partition("=")
-        if name not in spec:
-            return None
-        dest, kind = spec[name]
-        if kind == "flag":
-            if eq:
-                return None
-            result.flags.add(dest)
-            continue
-        if not eq:
-            if i >= len(args):
-                return None
-            value = args[i]
-            i += 1
-        if kind == "many":
-            result.many.setdefault(dest, []).append(value)
-        else:
-            result.one[dest] = value
-    return result if len(result.positional) == positional else None
-
-
 def fast(argv: list[str]) -> int | None:
     """Run `generate` / `schema` without typer; None when typer should handle the arguments."""
+    from berth.cli.fastargs import parse
+
     command, args = argv[0], argv[1:]
     if command == "generate":
-        opts = _parse(args, _GENERATE_OPTIONS, 1)
+        opts = parse(args, _GENERATE_OPTIONS, 1)
         if opts is None:
             return None
         env, one = os.environ, opts.one
@@ -136,7 +94,7 @@ def fast(argv: list[str]) -> int | None:
         )
         return 0
     if command == "schema":
-        opts = _parse(args, _SCHEMA_OPTIONS, 0)
+        opts = parse(args, _SCHEMA_OPTIONS, 0)
         if opts is None:
             return None
         run_schema(opts.paths("defs"), Path(opts.one["out"]) if "out" in opts.one else None,

@@ -1,8 +1,8 @@
 """`berth run CONFIG_DIR`: start an IOC instance from its config folder.
 
 Two entry points with the same options: the Typer command (for `berth --help`, `berth run
---help`, usage mistakes) and `fast`, a plain argparse path every ordinary `berth run` takes: an
-IOC's start-up should not pay ~0.2 s for importing Typer and pydantic.
+--help`, usage mistakes) and `fast` (`berth.cli.fastargs`), which every ordinary `berth run`
+takes: an IOC's start-up should not pay for importing typer.
 """
 
 
@@ -26,41 +26,25 @@ def _start(config_dir: Path, ioc_dir: Path, runtime_dir: Path, ioc_name: str | N
     exec_launch(plan(options))  # the runtime folder is built while the IOC process starts
 
 
-class _UsageMistake(Exception):
-    """argparse met something typer should report (typer words it as for every command)."""
+_RUN_OPTIONS = {"--ioc-dir": ("ioc_dir", "one"), "--runtime-dir": ("runtime_dir", "one"),
+                "--ioc-name": ("ioc_name", "one"), "--console-socket": ("console_socket", "one"),
+                "--defs": ("defs", "many"), "--no-wait": ("no_wait", "flag"),
+                "--strict": ("strict", "flag")}
 
 
 def fast(argv: list[str]) -> int | None:
-    """`berth run ARGS` parsed with argparse (same options as the Typer command); None hands
-    `--help` and usage mistakes to typer. See `berth.cli.main.FAST_COMMANDS`."""
-    import argparse
-    from typing import NoReturn
+    """`berth run ARGS` without typer (same options as the Typer command); None hands `--help`
+    and anything unusual to typer. See `berth.cli.main.FAST_COMMANDS`."""
+    from berth.cli.fastargs import parse
 
-    args = argv[1:]
-    if {"--help", "-h"} & set(args):
+    opts = parse(argv[1:], _RUN_OPTIONS, 1)
+    if opts is None:
         return None
-
-    class Parser(argparse.ArgumentParser):
-        def error(self, message: str) -> NoReturn:
-            raise _UsageMistake(message)
-
-    env = os.environ
-    parser = Parser(prog="berth run", add_help=False)
-    parser.add_argument("config_dir", type=Path)
-    parser.add_argument("--ioc-dir", type=Path, default=Path(env.get("IOC", "/epics/ioc")))
-    parser.add_argument("--runtime-dir", type=Path,
-                        default=Path(env.get("RUNTIME_DIR", "/epics/runtime")))
-    parser.add_argument("--ioc-name", default=env.get("IOC_NAME"))
-    parser.add_argument("--console-socket", type=Path)
-    parser.add_argument("--defs", type=Path, action="append", default=[])
-    parser.add_argument("--no-wait", action="store_true")
-    parser.add_argument("--strict", action="store_true")
-    try:
-        ns = parser.parse_args(args)
-    except _UsageMistake:
-        return None
-    _start(ns.config_dir, ns.ioc_dir, ns.runtime_dir, ns.ioc_name, ns.console_socket, ns.defs,
-           ns.no_wait, ns.strict)
+    env, one = os.environ, opts.one
+    _start(Path(opts.positional[0]), Path(one.get("ioc_dir") or env.get("IOC", "/epics/ioc")),
+           Path(one.get("runtime_dir") or env.get("RUNTIME_DIR", "/epics/runtime")),
+           one.get("ioc_name", env.get("IOC_NAME")), opts.path("console_socket"),
+           opts.paths("defs"), "no_wait" in opts.flags, "strict" in opts.flags)
     return 0  # not reached: _start exec's the IOC
 
 

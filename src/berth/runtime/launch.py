@@ -14,15 +14,17 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from berth.errors import BerthError, Location, Problem
 from berth.runtime import softioc
 
-TYPE_CHECKING = False  # (not importing typing keeps an IOC's start-up ~10 ms shorter)
+# (Not importing typing, dataclasses and berth.errors before the builder is forked keeps an
+# IOC's start-up ~15 ms shorter: the builder imports them while the runner starts.)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, NoReturn
+
+    from berth.errors import BerthError, Problem
 
 GENERIC_IOC_BINARY = Path("bin") / "linux-x86_64" / "ioc"
 DEFAULT_IOC_DIR = "/epics/ioc"
@@ -30,32 +32,54 @@ DEFAULT_RUNTIME_DIR = "/epics/runtime"
 _ENTITIES_LINE = re.compile(r"^entities\s*:", re.MULTILINE)
 
 
-@dataclass
 class RunOptions:
-    config_dir: Path
-    ioc_dir: Path = Path(DEFAULT_IOC_DIR)
-    runtime_dir: Path = Path(DEFAULT_RUNTIME_DIR)
-    ioc_name: str | None = None
-    console_socket: Path | None = None
-    defs: list[Path] = field(default_factory=list)
-    wait: bool = True
-    strict: bool = False
+    def __init__(self, config_dir: Path, ioc_dir: Path = Path(DEFAULT_IOC_DIR),
+                 runtime_dir: Path = Path(DEFAULT_RUNTIME_DIR), ioc_name: str | None = None,
+                 console_socket: Path | None = None, defs: list[Path] | None = None,
+                 wait: bool = True, strict: bool = False) -> None:
+        self.config_dir = config_dir
+        self.ioc_dir = ioc_dir
+        self.runtime_dir = runtime_dir
+        self.ioc_name = ioc_name
+        self.console_socket = console_socket
+        self.defs: list[Path] = [] if defs is None else defs
+        self.wait = wait
+        self.strict = strict
+
+    def __repr__(self) -> str:
+        return f"RunOptions({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
 
 
-@dataclass
 class Launch:
     """What to exec, and what must be built in the runtime folder before the IOC starts."""
 
-    argv: list[str]
-    env: dict[str, str]
-    mode: str  # "start.sh" | "yaml" | "st.cmd"
-    st_cmd: Path | None = None
-    options: RunOptions | None = None
-    instance: Path | None = None  # the instance YAML to generate from (mode "yaml")
-    subst: Path | None = None  # expanded into <runtime>/ioc.db when it exists
-    include: list[Path] = field(default_factory=list)
-    ioc_dir: Path | None = None
-    embedded: bool = True
+    def __init__(self, argv: list[str], env: dict[str, str],
+                 mode: str,  # "start.sh" | "yaml" | "st.cmd"
+                 st_cmd: Path | None = None, options: RunOptions | None = None,
+                 instance: Path | None = None,  # the instance YAML to generate from (mode "yaml")
+                 subst: Path | None = None,  # expanded into <runtime>/ioc.db when it exists
+                 include: list[Path] | None = None, ioc_dir: Path | None = None,
+                 embedded: bool = True) -> None:
+        self.argv = argv
+        self.env = env
+        self.mode = mode
+        self.st_cmd = st_cmd
+        self.options = options
+        self.instance = instance
+        self.subst = subst
+        self.include: list[Path] = [] if include is None else include
+        self.ioc_dir = ioc_dir
+        self.embedded = embedded
+
+    def __repr__(self) -> str:
+        return f"Launch({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
+
+
+def _error(message: str, where: str | Path) -> BerthError:
+    """A BerthError about `where` (berth.errors is imported when a mistake is found)."""
+    from berth.errors import BerthError, Location, Problem
+
+    return BerthError(Problem(message, Location(where)))
 
 
 def default_ioc_name(config_dir: Path) -> str:
@@ -106,12 +130,24 @@ def _map_paths(text: str, mapping: dict[str, str]) -> str:
     return pattern.sub(lambda m: mapping[m.group(0)], text)
 
 
+def _only_comments(subst: Path) -> bool:
+    """Whether a substitution file holds nothing but blank and `#` comment lines (as generated
+    for an instance without database templates): it expands to nothing."""
+    try:
+        text = subst.read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError:
+        return False  # msi reports it
+    return all(not line or line.startswith("#") for line in map(str.strip, text.splitlines()))
+
+
 def _expand_subst(subst: Path, out: Path, include: list[Path], strict: bool) -> None:
-    msi = _build_module("msi", subst)
-    warnings: list[Problem] = []
-    text = msi.expand_substitutions(subst, include, {}, strict=strict, warnings=warnings)
-    for warning in warnings:
-        print(f"berth: {warning}", file=sys.stderr)
+    text = ""
+    if not _only_comments(subst):  # (else msi's import and parse would cost ~10 ms for nothing)
+        msi = _build_module("msi", subst)
+        warnings: list[Problem] = []
+        text = msi.expand_substitutions(subst, include, {}, strict=strict, warnings=warnings)
+        for warning in warnings:
+            print(f"berth: {warning}", file=sys.stderr)
     from berth.fsutil import atomic_write
 
     atomic_write(out, text)
@@ -126,8 +162,8 @@ def _build_module(name: str, needed_for: Path) -> Any:
     except ModuleNotFoundError as exc:
         if exc.name != f"berth.build.{name}":
             raise
-        raise BerthError(Problem(f"berth.build.{name} is not available in this installation",
-                                 Location(needed_for))) from None
+        raise _error(f"berth.build.{name} is not available in this installation",
+                     needed_for) from None
 
 
 def _generate(options: RunOptions, instance: Path, ioc_dir: Path, embedded: bool) -> None:
@@ -150,8 +186,8 @@ def _check_console_free(socket_path: Path) -> None:
     from berth.runtime.console import is_live
 
     if is_live(socket_path):
-        raise BerthError(Problem(f"another IOC is already running with console socket "
-                                 f"{socket_path}", Location(socket_path)))
+        raise _error(f"another IOC is already running with console socket {socket_path}",
+                     socket_path)
 
 
 def prepare(options: RunOptions) -> Launch:
@@ -165,7 +201,7 @@ def plan(options: RunOptions) -> Launch:
     """The cheap part: check the folders, choose how to start, compute paths and environment."""
     config = options.config_dir
     if not config.is_dir():
-        raise BerthError(Problem("config folder not found", Location(config)))
+        raise _error("config folder not found", config)
     config = config.resolve()
     options.config_dir = config
     options.ioc_name = options.ioc_name or default_ioc_name(config)
@@ -173,8 +209,7 @@ def plan(options: RunOptions) -> Launch:
     try:
         runtime.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise BerthError(Problem(f"cannot create the runtime folder: {exc.strerror}",
-                                 Location(runtime))) from None
+        raise _error(f"cannot create the runtime folder: {exc.strerror}", runtime) from None
     options.runtime_dir = runtime
     socket_path = (options.console_socket or runtime / "console.sock").absolute()
     options.console_socket = socket_path
@@ -226,8 +261,8 @@ def plan(options: RunOptions) -> Launch:
             st_cmd = runtime / "st.cmd"
             atomic_write(st_cmd, mapped)
     else:
-        raise BerthError(Problem("nothing to run: expected start.sh, an instance YAML (ioc.yaml "
-                                 "or a *.yaml with 'entities:') or st.cmd", Location(config)))
+        raise _error("nothing to run: expected start.sh, an instance YAML (ioc.yaml "
+                     "or a *.yaml with 'entities:') or st.cmd", config)
 
     _check_console_free(socket_path)
     runner = [sys.executable, "-m", "berth.runtime.runner", "--name", options.ioc_name,
@@ -269,6 +304,8 @@ def _build_in_child(launch: Launch) -> list[str]:
     pid = os.fork()
     if pid == 0:
         os.close(ready_r)
+        from berth.errors import BerthError
+
         code = 0
         try:
             build(launch)
@@ -313,5 +350,4 @@ def exec_launch(launch: Launch, overlap: bool = True) -> NoReturn:
     try:
         os.execv(argv[0], argv)
     except OSError as exc:
-        raise BerthError(Problem(f"cannot start {argv[0]}: {exc.strerror}",
-                                 Location(argv[0]))) from None
+        raise _error(f"cannot start {argv[0]}: {exc.strerror}", argv[0]) from None

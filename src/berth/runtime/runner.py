@@ -28,11 +28,11 @@ import sys
 import time
 from pathlib import Path
 
-from berth.runtime.console import ConsoleServer
-
 TYPE_CHECKING = False  # (typing is not imported on the IOC start-up path)
 if TYPE_CHECKING:
     from typing import Any
+
+    from berth.runtime.console import ConsoleServer
 
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 KILL_AFTER = 10.0  # seconds between forwarding SIGTERM and SIGKILL
@@ -337,17 +337,17 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(parsed, str):
         return _usage(parsed)
     opts = parsed
-    console = ConsoleServer(Path(str(opts["socket"])), str(opts["name"]))
     err_fd = os.dup(2)
     master_fd, slave_fd = pty.openpty()
     builder = opts.get("after")
     go_r, go_w = os.pipe() if builder else (None, None)
     sys.stdout.flush()
     sys.stderr.flush()
+    # The IOC process is forked first, so that it loads EPICS while this one sets up the console
+    # (importing socket).
     child = os.fork()
     if child == 0:
         os.close(master_fd)
-        console.listener.close()
         if go_w is not None:
             os.close(go_w)
             os.close(builder[1])  # type: ignore[index]
@@ -356,6 +356,16 @@ def main(argv: list[str] | None = None) -> int:
     os.close(err_fd)
     if go_r is not None:
         os.close(go_r)
+    from berth.runtime.console import ConsoleServer
+
+    try:
+        console = ConsoleServer(Path(str(opts["socket"])), str(opts["name"]))
+    except BaseException:  # no console: the IOC must not run (it waits for its go, or starts)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(child, 0)
+        raise
     return Supervisor(child, master_fd, console, builder, go_w).run()  # type: ignore[arg-type]
 
 
