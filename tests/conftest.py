@@ -45,3 +45,15 @@ def run_berth(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | 
         [sys.executable, "-m", "berth", *map(str, args)],
         cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, input=input,
     )
+
+
+@pytest.fixture
+def fakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Stand-in helm, kubectl and argocd first on PATH, recording their argv
+    (`tests/fakebin/fakes.py`)."""
+    from fakebin.fakes import FakeTools
+
+    tools = FakeTools(tmp_path / "fakes")
+    for key, value in tools.env.items():
+        monkeypatch.setenv(key, value)
+    return tools

@@ -32,14 +32,6 @@ def berth(*args: str | Path, repo: Path, env: dict[str, str] | None = None,
 
 
 @pytest.fixture
-def fakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeTools:
-    tools = FakeTools(tmp_path / "fakes")
-    for key, value in tools.env.items():
-        monkeypatch.setenv(key, value)
-    return tools
-
-
-@pytest.fixture
 def services(tmp_path: Path) -> Path:
     return make_services_repo(tmp_path / "bl01b-services")
 

@@ -25,14 +25,6 @@ IOC = "bl01b-ea-ioc-01"
 
 
 @pytest.fixture
-def fakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeTools:
-    tools = FakeTools(tmp_path / "fakes")
-    for key, value in tools.env.items():
-        monkeypatch.setenv(key, value)
-    return tools
-
-
-@pytest.fixture
 def repo(tmp_path: Path) -> Path:
     return make_services_repo(tmp_path / "bl01b-services")
 
