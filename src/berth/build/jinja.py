@@ -129,65 +129,6 @@ class _Simple:
         return "".join(out)
 
 
-def _macro_list(macros: Any) -> str:
-    """`{{ macros.items() | map('join', '=') | join(',') }}` of a mapping, as Jinja prints it."""
-    if not isinstance(macros, dict):
-        raise _NotSimple
-    return ",".join("=".join((str(key), str(value))) for key, value in macros.items())
-
-
-def _load_template(renderer: Renderer, fields: Mapping[str, Any]) -> str:
-    """berth.Template: `dbLoadRecords("{{ file }}", "{{ macros.items() | ... }}")`."""
-    ctx = renderer.context(fields)
-    if "file" not in ctx or "macros" not in ctx:
-        raise _NotSimple
-    return 'dbLoadRecords("' + str(ctx["file"]) + '", "' + _macro_list(ctx["macros"]) + '")'
-
-
-def _load_templates(renderer: Renderer, fields: Mapping[str, Any]) -> str:
-    """berth.Templates: one `dbLoadRecords` line per {file, macros} map, newline-separated."""
-    templates = renderer.context(fields).get("templates")
-    if not isinstance(templates, list):
-        raise _NotSimple
-    lines = []
-    for item in templates:
-        if not isinstance(item, dict) or "file" not in item:
-            raise _NotSimple
-        lines.append('dbLoadRecords("' + str(item["file"]) + '", "'
-                     + _macro_list(item.get("macros") or {}) + '")')
-    return "\n".join(lines)
-
-
-class _Native:
-    """A template of berth's own soft IOC support module (assets/softioc/support/
-    berth.ibek.support.yaml) rendered in Python: importing Jinja and compiling the template
-    would cost each IOC's start-up ~40 ms. The result is Jinja's (tests compare both); any value
-    of an unusual shape (not a list of mappings, a missing key, ...) raises `_NotSimple`, and
-    Jinja renders the template instead, with its own result or error."""
-
-    __slots__ = ("function",)
-
-    def __init__(self, function: Any):
-        self.function = function
-
-    def render(self, renderer: Renderer, fields: Mapping[str, Any]) -> str:
-        try:
-            return str(self.function(renderer, fields))
-        except _NotSimple:
-            raise
-        except Exception:  # e.g. a value whose str() fails: Jinja words the error
-            raise _NotSimple from None
-
-
-# Exact template texts (as loaded from the support YAML) -> their Python rendering.
-_NATIVE: dict[str, Any] = {
-    "dbLoadRecords(\"{{ file }}\", \"{{ macros.items() | map('join', '=') | join(',') }}\")":
-        _load_template,
-    "{% for t in templates %}dbLoadRecords(\"{{ t['file'] }}\", \"{{ (t.get('macros') or {})"
-    ".items() | map('join', '=') | join(',') }}\"){{ \"\\n\" if not loop.last }}{% endfor %}":
-        _load_templates,
-}
-
 _CACHE: dict[str, Any] = {}
 
 
@@ -217,8 +158,6 @@ def compile_template(source: str) -> Any:
     template = _CACHE.get(source)
     if template is None:
         template = _simple(source)
-        if template is None and source in _NATIVE:
-            template = _Native(_NATIVE[source])
         if template is None:
             from jinja2 import TemplateSyntaxError
 
@@ -318,7 +257,7 @@ class Renderer:
             result: Any = plain
         else:
             template = compile_template(source)
-            if type(template) is _Simple or type(template) is _Native:
+            if type(template) is _Simple:
                 try:
                     result = template.render(self, fields)
                 except TemplateProblem as exc:
