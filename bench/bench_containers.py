@@ -86,7 +86,7 @@ def main() -> int:
     parser.add_argument("--cold", action="store_true", help="rebuild the base image too")
     args = parser.parse_args()
     os.environ.update(LOOPBACK)
-    from berth.backends.engine import detect
+    from berth.tools.engine import detect
 
     engine = detect()
     if args.cold:

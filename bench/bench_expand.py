@@ -46,7 +46,7 @@ RECORDS_PER_INSTANCE = 4
 
 EPICS_TIMER = r"""
 import ctypes, os, sys, time
-from berth.runtime import epics
+from berth.epics import libs as epics
 os.environ["EPICS_DB_INCLUDE_PATH"] = epics.dbd_search_path()
 libs = epics.load()
 db = libs.db_core
@@ -74,7 +74,7 @@ def write_inputs(folder: Path, instances: int) -> Path:
 
 
 def time_berth(subst: Path, repeat: int) -> tuple[float, float]:
-    from berth.build.msi import expand_substitutions
+    from berth.epics.substitutions import expand_substitutions
 
     best, best_cpu = float("inf"), float("inf")
     for _ in range(repeat):

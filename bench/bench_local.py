@@ -176,7 +176,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=100)
     args = parser.parse_args()
 
-    from berth.backends import local
+    from berth.deploy.local import backend as local
 
     load_before = os.getloadavg()[0]
     scratch = Path(tempfile.mkdtemp(prefix="berth-bench-"))

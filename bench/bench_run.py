@@ -8,7 +8,7 @@ memory of the running IOC, next to a bare ctypes start of the same st.cmd, side 
     loads EPICS through ctypes and runs the generated st.cmd with `iocsh` — the floor for an
     IOC on the PyPI wheels. Targets: overhead <= 20 %, absolute <= 1.2 s.
 (b) RSS of the process running EPICS (the runner's child) with N records. Target <= 45 MB.
-Falls back to an st.cmd folder when berth.build.generate is not available.
+Falls back to an st.cmd folder when berth.ioc.generate is not available.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ LOOPBACK = {
 
 BARE = r"""
 import ctypes, os, signal, sys
-from berth.runtime import epics
+from berth.epics import libs as epics
 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
 os.environ["EPICS_DB_INCLUDE_PATH"] = sys.argv[2] + os.pathsep + epics.dbd_search_path()
 os.environ["PVXS_QSRV_ENABLE"] = "YES"
@@ -112,8 +112,8 @@ def main() -> int:
     # PYTHONDONTWRITEBYTECODE set, every module of the editable install edited since its last
     # cached compile would be compiled again at every start of every IOC.
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-    use_yaml = all(importlib.util.find_spec(m) for m in ("berth.build.generate",
-                                                          "berth.build.msi"))
+    use_yaml = all(importlib.util.find_spec(m) for m in ("berth.ioc.generate",
+                                                          "berth.epics.substitutions"))
     work = Path(tempfile.mkdtemp(prefix="bench-run-"))
     prefix = f"BENCH{os.getpid()}:"
     last_pv = f"{prefix}R{args.records - 1:03d}"
@@ -133,7 +133,7 @@ def main() -> int:
     if os.geteuid() == 0:  # same footing as berth run: no mlockall, no real-time priority
         bare = ["setpriv", "--bounding-set", "-sys_nice,-ipc_lock", *bare]
     runs["bare ctypes iocsh (st.cmd + .db)"] = bare
-    from berth.runtime import softioc
+    from berth import paths as softioc
 
     text = (st_folder / "st.cmd").read_text()
     bare_st_cmd.write_text(text.replace("/epics/ioc", str(softioc.ioc_dir())).replace(

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from berth.backends.engine import Engine, detect
+from berth.tools.engine import Engine, detect
 from conftest import REPO_ROOT, run_berth
 
 EXAMPLE = REPO_ROOT / "examples" / "bl01b"

@@ -3,7 +3,7 @@
     python tests/epics_dump.py --db X.db [-I DIR ...] [-M A=1,B=2]
     python tests/epics_dump.py --subst X.substitutions [-I DIR ...] [-M A=1,B=2]
 
-Loads EPICS base through `berth.runtime.epics`, reads base.dbd, then `dbLoadRecords` or
+Loads EPICS base through `berth.epics.libs`, reads base.dbd, then `dbLoadRecords` or
 `dbLoadTemplate` (templates are searched along the -I directories, through
 EPICS_DB_INCLUDE_PATH), without iocInit, and prints every record with its type, aliases, info
 items and each field whose value differs from its default. One EPICS database per process, so
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-M", dest="macros", default="")
     args = parser.parse_args(argv)
 
-    from berth.runtime import epics
+    from berth.epics import libs as epics
 
     os.environ["EPICS_DB_INCLUDE_PATH"] = epics.dbd_search_path()
     libs = epics.load()

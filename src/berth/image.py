@@ -21,8 +21,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from berth.backends.engine import Engine
 from berth.errors import BerthError, Location, Problem
+from berth.tools.engine import Engine
 
 BASE_IMAGE = "berth-base:bookworm"
 # The name the example beamline and the local backend use for berth's soft-IOC image.

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from berth.check import dbload
-from berth.check.origin import Origins, templates_of_subst
-from berth.check.records import link_problem, read_records
 from berth.check.schema_check import group_unknown_types, schema_problems
-from berth.check.startup_script import database_loads
+from berth.deploy.services import IOC_CHART, Service
+from berth.epics import dbload
+from berth.epics.origin import Origins, templates_of_subst
+from berth.epics.records import link_problem, read_records
+from berth.epics.startup_script import database_loads
 from berth.errors import BerthError, Location, Problem
-from berth.model.services import IOC_CHART, Service
 from berth.yamlio import YDict, YList, load_yaml
 
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.){2,})"')
@@ -138,7 +138,7 @@ def _module_of(path: Path) -> str | None:
 def defs_for_embedded(user_defs: Sequence[Path]) -> list[Path]:
     """The soft IOC's support YAMLs plus the user's, leaving out user files that define a
     module the soft IOC already has (e.g. an `epics` module given for foreign images)."""
-    from berth.runtime import softioc
+    from berth import paths as softioc
 
     own = softioc.support_files()
     modules = {_module_of(p) for p in own}
@@ -172,7 +172,7 @@ class SchemaCache:
     def get(self, defs: Sequence[Path]) -> dict[str, Any] | list[Problem]:
         key = tuple(defs)
         if key not in self._schemas:
-            from berth.build.schema import ioc_schema
+            from berth.ioc.schema import ioc_schema
 
             try:
                 self._schemas[key] = ioc_schema(list(defs))
@@ -184,8 +184,9 @@ class SchemaCache:
 def prepare(service: Service, work: Path, user_defs: Sequence[Path], schemas: SchemaCache
             ) -> InstanceCheck:
     """Everything up to the EPICS load: config folder, schema, generation, expansion."""
-    from berth.backends.local import how_to_run
-    from berth.runtime import launch, softioc
+    from berth import paths as softioc
+    from berth.deploy.local.backend import how_to_run
+    from berth.run import launch
 
     check = InstanceCheck(service.name, service, work)
     env = dict(service.environment)
@@ -271,7 +272,7 @@ def _check_yaml(check: InstanceCheck, config: Path, runnable: bool, embedded: bo
                 user_defs: Sequence[Path], schemas: SchemaCache, image: str
                 ) -> tuple[str | None, Path | None]:
     """Schema-check and generate an instance YAML; returns (st.cmd text, ioc.subst path)."""
-    from berth.build import generate as gen
+    from berth.ioc import generate as gen
 
     try:
         files = gen.find_instance_files(config)
@@ -354,13 +355,8 @@ def _plan_loads(check: InstanceCheck, st_cmd: str, subst: Path | None, config: P
     so only files of the config folder are taken (and missing ones are not errors)."""
     plan = check.plan
     assert plan is not None
-    try:
-        from berth.build import msi
-    except ImportError:
-        check.note("berth.build.msi is not available in this installation: databases were "
-                   "not expanded nor loaded")
-        check.plan = None
-        return
+    from berth.epics import substitutions as msi
+
     warnings: list[Problem] = []
     ioc_db = runtime / "ioc.db"
     if subst is not None and subst.is_file():
@@ -419,7 +415,7 @@ def _find(name: str, include: Sequence[Path]) -> Path | None:
 
 
 def _macro_dict(text: str) -> dict[str, str]:
-    from berth.build.macros import parse_definitions
+    from berth.epics.macros import parse_definitions
 
     result: dict[str, str] = {}
     for name, raw in parse_definitions(text):
@@ -474,7 +470,7 @@ def collect_pvs(check: InstanceCheck) -> None:
     plan = check.plan
     if plan is None:
         return
-    from berth.build import msi
+    from berth.epics import substitutions as msi
 
     for path, macros in plan.loads:
         try:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from berth.deploy.services import Service, ServicesRepo, load_helm_services, read_values
 from berth.errors import BerthError, Location, Problem
-from berth.model.services import Service, ServicesRepo, load_helm_services, read_values
 from berth.yamlio import YDict, load_yaml
 
 

@@ -11,8 +11,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from berth.errors import Location, Problem
-from berth.model.instance import suggest
-from berth.model.support import describe
+from berth.ioc.entity import suggest
+from berth.ioc.support import describe
 from berth.yamlio import YDict, YList, location_of
 
 _KIND_WORDS = {"integer": "an integer", "number": "a number", "boolean": "true or false",

@@ -12,8 +12,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from berth.check.schema_check import locate
+from berth.deploy.services import IOC_CHART
 from berth.errors import BerthError, Location, Problem
-from berth.model.services import IOC_CHART
 from berth.yamlio import YDict, load_yaml
 
 CHART_SCHEMA = (Path(__file__).resolve().parent.parent / "assets" / "helm" / IOC_CHART

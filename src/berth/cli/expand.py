@@ -34,8 +34,8 @@ def expand(
         "--strict", "-V", help="Undefined macros are an error (exit 2), not a warning.")] = False,
 ) -> None:
     """Expand a substitution file or a template the way EPICS msi does."""
-    from berth.build.macros import parse_definitions
-    from berth.build.msi import expand_substitutions, expand_template
+    from berth.epics.macros import parse_definitions
+    from berth.epics.substitutions import expand_substitutions, expand_template
     from berth.errors import BerthError, Problem
     from berth.fsutil import atomic_write
 

@@ -11,7 +11,7 @@ import typer
 def register(app: typer.Typer) -> None:
     image_app = typer.Typer(help="Container images of Generic IOCs.", no_args_is_help=True)
     app.add_typer(image_app, name="image")
-    # `berth new` is shared with berth.cli.ops (new services/ioc/deployment): reuse it if there.
+    # `berth new` is shared with berth.cli.deploy (new services/ioc/deployment): reuse it if there.
     new_app = next((g.typer_instance for g in app.registered_groups
                     if g.name == "new" and g.typer_instance is not None), None)
     if new_app is None:
@@ -39,9 +39,9 @@ def register(app: typer.Typer) -> None:
         False,
     ) -> None:
         """Build the soft-IOC Generic IOC image (berth + EPICS base + pvxs) without a registry."""
-        from berth.backends.engine import detect
         from berth.cli.common import print_json
         from berth.image import build as build_image
+        from berth.tools.engine import detect
 
         report = build_image(detect(engine), tags=tag or None, rebuild_base=rebuild_base,
                              dev_packages=dev_packages, log=not (quiet or json_out),

@@ -21,10 +21,10 @@ if TYPE_CHECKING:
 
 # Modules under berth.cli that add commands; each has `register(app: typer.Typer) -> None`.
 COMMAND_MODULES: tuple[str, ...] = (
-    "build",
+    "ioc",
     "expand",
     "run",
-    "ops",
+    "deploy",
     "screens",
     "image",
     "check",
@@ -33,7 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 # Commands that, given ordinary arguments, run without typer (they run at every IOC start, where
 # typer's own start-up would cost more than the work): command -> module under berth.cli with
 # `fast(argv) -> int | None`, None meaning "let typer handle these arguments" (help, mistakes).
-FAST_COMMANDS: dict[str, str] = {"generate": "build", "schema": "build", "run": "run"}
+FAST_COMMANDS: dict[str, str] = {"generate": "ioc", "schema": "ioc", "run": "run"}
 
 _app: typer.Typer | None = None
 

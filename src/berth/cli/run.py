@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 def _start(config_dir: Path, ioc_dir: Path, runtime_dir: Path, ioc_name: str | None,
            console_socket: Path | None, defs: list[Path], no_wait: bool, strict: bool) -> None:
-    from berth.runtime.launch import RunOptions, exec_launch, plan
+    from berth.run.launch import RunOptions, exec_launch, plan
 
     options = RunOptions(
         config_dir=config_dir, ioc_dir=ioc_dir, runtime_dir=runtime_dir,

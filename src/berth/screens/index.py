@@ -119,7 +119,7 @@ def ioc_screens(ioc_name: str, entries: list[ScreenEntry], search: list[Path],
 
 
 def screen_entry_from(pvi_entity: Any) -> ScreenEntry:
-    """Adapt `berth.build.generate.PviEntity` (duck-typed: `yaml_path`, rendered `macros`,
+    """Adapt `berth.ioc.generate.PviEntity` (duck-typed: `yaml_path`, rendered `macros`,
     and `pvi` with `ui_index`, `pv`, `pv_prefix`, `loc`) to a ScreenEntry."""
     pvi = pvi_entity.pvi
     return ScreenEntry(

@@ -1,6 +1,6 @@
 """Run a real embedded EPICS IOC for a test: `python run_ioc.py ST_CMD`.
 
-Loads EPICS base and pvxs through berth.runtime.epics, runs the st.cmd, then waits until it
+Loads EPICS base and pvxs through berth.epics.libs, runs the st.cmd, then waits until it
 is killed. SIGTERM/SIGINT are blocked before EPICS starts its threads and then awaited here,
 so the IOC exits cleanly when the test stops it.
 """
@@ -14,7 +14,7 @@ import sys
 
 
 def main() -> int:
-    from berth.runtime import epics
+    from berth.epics import libs as epics
 
     os.environ.setdefault("EPICS_DB_INCLUDE_PATH", epics.dbd_search_path())
     os.environ.setdefault("PVXS_QSRV_ENABLE", "YES")

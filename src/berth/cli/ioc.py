@@ -1,0 +1,152 @@
+"""`berth generate` and `berth schema`: ibek-compatible IOC start-up files and JSON schemas.
+
+`generate` runs at every IOC start, so its ordinary invocations skip typer entirely: `fast`
+reads the arguments with `berth.cli.fastargs` (see `berth.cli.main.FAST_COMMANDS`) and hands
+anything unusual (--help, a mistake) back to typer, which reports it. Both paths call the same
+functions.
+"""
+
+# (no `from __future__ import annotations`: typer must see the option annotations evaluated,
+# and typer is imported only inside `register`, off the fast path)
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+if TYPE_CHECKING:
+    import typer
+
+DEFAULT_IOC_DIR = "/epics/ioc"
+DEFAULT_RUNTIME_DIR = "/epics/runtime"
+
+
+def run_generate(config: Path, defs: list[Path], out_dir: Path | None, pvi_defs: list[Path],
+                 ioc_dir: str, runtime_dir: str, ioc_name: str | None,
+                 opi_dir: Path | None = None) -> None:
+    from berth.ioc import generate as gen
+
+    files = gen.find_instance_files(config)
+    options = gen.GenerateOptions.from_env(ioc_dir=ioc_dir, runtime_dir=runtime_dir,
+                                           ioc_name=ioc_name, pvi_defs=pvi_defs)
+    generated = gen.generate(files, defs or gen.default_defs(), options, beside=config.is_dir())
+    for warning in generated.warnings:
+        print(f"berth: {warning}", file=sys.stderr)
+    for path in gen.write_outputs(generated, out_dir or Path(options.runtime_dir), opi_dir):
+        print(path)
+
+
+def run_schema(defs: list[Path], out: Path | None, support: bool) -> None:
+    import json
+
+    from berth.errors import BerthError, Location, Problem
+    from berth.ioc import schema as sch
+
+    if support:
+        data = sch.support_schema()
+    else:
+        from berth.ioc.generate import default_defs
+
+        paths = defs or default_defs()
+        if not paths:
+            raise BerthError("no support definitions: give --defs FILE_OR_DIR (none found in "
+                             "$EPICS_ROOT/ibek-defs)")
+        data = sch.ioc_schema(paths)
+    text = json.dumps(data, indent=2) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+        return
+    from berth.fsutil import atomic_write
+
+    try:
+        atomic_write(out, text)
+    except OSError as exc:
+        raise BerthError(Problem(f"cannot write the schema: {exc.strerror or exc}",
+                                 Location(out))) from None
+    print(out)
+
+
+# options of the fast path: name -> (destination, kind: "one" | "many" | "flag")
+_GENERATE_OPTIONS = {"--defs": ("defs", "many"), "-o": ("out", "one"), "--output": ("out", "one"),
+                     "--pvi-defs": ("pvi_defs", "many"), "--ioc-dir": ("ioc_dir", "one"),
+                     "--runtime-dir": ("runtime_dir", "one"), "--ioc-name": ("ioc_name", "one"),
+                     "--opi-dir": ("opi_dir", "one")}
+_SCHEMA_OPTIONS = {"--defs": ("defs", "many"), "-o": ("out", "one"), "--output": ("out", "one"),
+                   "--support": ("support", "flag")}
+
+
+def fast(argv: list[str]) -> int | None:
+    """Run `generate` / `schema` without typer; None when typer should handle the arguments."""
+    from berth.cli.fastargs import parse
+
+    command, args = argv[0], argv[1:]
+    if command == "generate":
+        opts = parse(args, _GENERATE_OPTIONS, 1)
+        if opts is None:
+            return None
+        env, one = os.environ, opts.one
+        run_generate(
+            Path(opts.positional[0]), opts.paths("defs"),
+            Path(one["out"]) if "out" in one else None, opts.paths("pvi_defs"),
+            one.get("ioc_dir") or env.get("IOC") or DEFAULT_IOC_DIR,
+            one.get("runtime_dir") or env.get("RUNTIME_DIR") or DEFAULT_RUNTIME_DIR,
+            one.get("ioc_name") or env.get("IOC_NAME") or None,
+            Path(one["opi_dir"]) if "opi_dir" in one else None,
+        )
+        return 0
+    if command == "schema":
+        opts = parse(args, _SCHEMA_OPTIONS, 0)
+        if opts is None:
+            return None
+        run_schema(opts.paths("defs"), Path(opts.one["out"]) if "out" in opts.one else None,
+                   "support" in opts.flags)
+        return 0
+    return None
+
+
+def register(app: "typer.Typer") -> None:
+    import typer
+
+    @app.command("generate")
+    def generate(
+        config: Annotated[Path, typer.Argument(
+            help="An instance config folder (ioc.yaml or the one *.yaml with 'entities:', plus "
+            "runtime.yaml and the folder's *.ibek.support.yaml) or an instance YAML file.")],
+        defs: Annotated[list[Path] | None, typer.Option(
+            "--defs", help="Support YAML file or folder of *.ibek.support.yaml (repeatable). "
+            "Default: $EPICS_ROOT/ibek-defs/*.ibek.support.yaml.")] = None,
+        out_dir: Annotated[Path | None, typer.Option(
+            "-o", "--output", help="Folder for st.cmd, ioc.subst, wait_list.yaml "
+            "(default: the runtime folder).")] = None,
+        pvi_defs: Annotated[list[Path] | None, typer.Option(
+            "--pvi-defs", help="Folder of *.pvi.device.yaml, searched before "
+            "$EPICS_ROOT/pvi-defs (repeatable).")] = None,
+        ioc_dir: Annotated[str, typer.Option(
+            "--ioc-dir", envvar="IOC", help="The generic IOC folder, for st.cmd's cd.")
+        ] = DEFAULT_IOC_DIR,
+        runtime_dir: Annotated[str, typer.Option(
+            "--runtime-dir", envvar="RUNTIME_DIR", help="Where the IOC finds ioc.db.")
+        ] = DEFAULT_RUNTIME_DIR,
+        ioc_name: Annotated[str | None, typer.Option(
+            "--ioc-name", envvar="IOC_NAME", help="IOC_NAME for templates.")] = None,
+        opi_dir: Annotated[Path | None, typer.Option(
+            "--opi-dir", help="Folder for the screens (index.bob and one per PVI device "
+            "type); default: <output>/opi.")] = None,
+    ) -> None:
+        """Generate st.cmd and ioc.subst (and wait_list.yaml, the PVI templates and screens)
+        from an IOC instance YAML."""
+        run_generate(config, list(defs or []), out_dir, list(pvi_defs or []), ioc_dir,
+                     runtime_dir, ioc_name or None, opi_dir)
+
+    @app.command("schema")
+    def schema(
+        defs: Annotated[list[Path] | None, typer.Option(
+            "--defs", help="Support YAML file or folder (repeatable). Default: "
+            "$EPICS_ROOT/ibek-defs/*.ibek.support.yaml.")] = None,
+        out: Annotated[Path | None, typer.Option(
+            "-o", "--output", help="Write the schema here (default: standard output).")
+        ] = None,
+        support: Annotated[bool, typer.Option(
+            "--support", help="The schema of the support-definition format itself.")] = False,
+    ) -> None:
+        """Write the JSON schema of IOC instance YAML for some support definitions."""
+        run_schema(list(defs or []), out, support)

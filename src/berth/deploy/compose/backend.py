@@ -1,0 +1,456 @@
+"""The compose backend (`-b compose`): each instance is a container run by docker or podman.
+
+berth reads the services repository itself (Helm or compose layout), derives one
+`ContainerSpec` per instance and drives the engine's own command line, so no compose tool is
+needed. Releases and history follow the local backend's conventions: a deploy exports the
+repository at a tag into an immutable release folder (`<state>/compose/releases/<name>/<version>`)
+whose config folder is bind-mounted into the container; `state.json` records each instance's
+history and which entry is current. Persistent data lives in a named volume per instance.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from berth.deploy import InstanceStatus, Release
+from berth.deploy import releases as local_release
+from berth.deploy.compose.spec import (
+    ContainerSpec,
+    compose_env,
+    is_active,
+    spec_from_compose,
+    spec_from_helm,
+)
+from berth.deploy.services import Service, ServicesRepo
+from berth.deploy.state import (
+    Deployment,
+    InstanceState,
+    StateDir,
+    default_state_dir,
+    now_iso,
+)
+from berth.errors import BerthError, Location, Problem
+from berth.tools.engine import Engine, detect
+
+
+def create(repo: Path | None, target: str | None = None) -> ComposeBackend:
+    return ComposeBackend(repo, target)
+
+
+class ComposeBackend:
+    name = "compose"
+
+    def __init__(self, repo: Path | None, target: str | None = None,
+                 engine: Engine | None = None, state_dir: Path | None = None):
+        self.repo_root = Path(repo).resolve() if repo else None
+        # For the compose layout the target names the profiles to run (comma separated).
+        profiles = target or os.environ.get("COMPOSE_PROFILES", "")
+        self.profiles = [p.strip() for p in profiles.split(",") if p.strip()]
+        self._engine = engine
+        self.state = StateDir(state_dir or default_state_dir() / "compose")
+
+    # -- plumbing ---------------------------------------------------------------------------
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = detect()
+        return self._engine
+
+    @property
+    def repo(self) -> ServicesRepo:
+        if self.repo_root is None:
+            raise BerthError("no services repository given: pass the repository folder")
+        cached: ServicesRepo | None = getattr(self, "_repo", None)
+        if cached is None:
+            cached = ServicesRepo.load(self.repo_root)
+            self._repo = cached
+        return cached
+
+    def runnable(self, repo: ServicesRepo) -> dict[str, Service]:
+        """Services this backend can run: Helm IOC instances, or active compose services."""
+        if repo.layout == "helm":
+            return repo.iocs
+        return {n: s for n, s in repo.iocs.items()
+                if s.values.get("image") and is_active(s, self.profiles)}
+
+    def spec_for(self, service: Service, version: str, root: Path) -> ContainerSpec:
+        if service.layout == "helm":
+            return spec_from_helm(service, version, str(self.repo_root or root))
+        host = self.repo_root or root
+        return spec_from_compose(service, version, str(host), compose_env(host),
+                                 rebase=(root, host))
+
+    # -- reading ----------------------------------------------------------------------------
+    def ps(self) -> list[InstanceStatus]:
+        instances = self.state.load()
+        names: dict[str, str] = {}  # instance -> container name
+        unrunnable: dict[str, str] = {}
+        repo: ServicesRepo | None = None
+        if self.repo_root is not None:
+            try:
+                repo = self.repo
+            except BerthError:  # not in a services repository: show what is deployed
+                repo = None
+        if repo is not None:
+            runnable = self.runnable(repo)
+            for name, service in repo.services.items():
+                if name in runnable:
+                    names[name] = _container_name(service)
+                elif repo.layout == "helm":
+                    unrunnable[name] = f"chart '{service.chart}' is not run by this backend"
+        for name in instances:
+            names.setdefault(name, name)
+        containers = self.engine.inspect(list(names.values()))
+        found = {c.get("Name", "").lstrip("/"): c for c in containers}
+        rows = [_status(name, found.get(container), instances.get(name))
+                for name, container in sorted(names.items())]
+        rows += [InstanceStatus(n, "not runnable here", reason=why)
+                 for n, why in sorted(unrunnable.items())]
+        return rows
+
+    def history(self, service: str) -> list[Release]:
+        state = self._known(self.state.load(), service)
+        return [Release(service, d.version, d.deployed_at, i == state.current, d.note)
+                for i, d in enumerate(state.history)]
+
+    def template(self, service: str, version: str | None = None) -> str:
+        """The `docker run` command line, and the same container as a compose file, for the
+        release `deploy` would make (the latest tag, else the working copy)."""
+        repo = self.repo
+        self._ioc(repo, service)
+        scratch = Path(tempfile.mkdtemp(prefix="berth-template-"))
+        try:
+            real_releases = self.state.releases_dir(service)
+            label, release, _ = self._make_release(repo, service, version, scratch)
+            spec = self.spec_for(ServicesRepo.load(release).service(service), label, release)
+            final = str(real_releases / local_release.folder_name(label))
+            argv = [a.replace(str(release), final) for a in spec.run_argv(self.engine_name())]
+            document: dict[str, Any] = {"services": {service: spec.compose_service()}}
+            if spec.named_volumes:
+                document["volumes"] = {v: {"name": v} for v in spec.named_volumes}
+            body = yaml.safe_dump(document, sort_keys=False).replace(str(release), final)
+        finally:
+            local_release.remove_tree(scratch)
+        lines = ["# what berth runs:", *(f"#   {line}" for line in _wrap_argv(argv))]
+        return "\n".join(lines) + "\n" + body
+
+    def engine_name(self) -> str:
+        """The engine for rendering; rendering must work where no engine is installed."""
+        if self._engine is not None:
+            return self._engine.name
+        choice = os.environ.get("BERTH_ENGINE")
+        if choice:
+            return choice
+        return "docker" if shutil.which("docker") or not shutil.which("podman") else "podman"
+
+    # -- deploying --------------------------------------------------------------------------
+    def _ioc(self, repo: ServicesRepo, name: str) -> Service:
+        service = repo.service(name)
+        if name not in self.runnable(repo):
+            what = "an IOC instance" if repo.layout == "helm" else (
+                "an IOC service (label is_ioc: true) with an image, active in the chosen "
+                "profiles" + (f" ({', '.join(self.profiles)})" if self.profiles else ""))
+            raise BerthError(Problem(f"'{name}' is not {what}", Location(service.values_file),
+                                     entity=name))
+        return service
+
+    def _make_release(self, repo: ServicesRepo, name: str, version: str | None,
+                      releases: Path | None = None) -> tuple[str, Path, str]:
+        """(version, release folder, note) for `version`, the latest tag, or the working copy."""
+        return local_release.make(repo, name, version, releases or self.state.releases_dir(name))
+
+    def deploy(self, service: str, version: str | None = None) -> Release:
+        repo = self.repo
+        self._ioc(repo, service)
+        label, release, note = self._make_release(repo, service, version)
+        return self._install(service, label, release, note)
+
+    def deploy_local(self, folder: Path) -> Release:
+        repo, name = local_release.instance_folder(folder)
+        self.repo_root = self.repo_root or repo.root
+        self._ioc(repo, name)
+        label, release = local_release.from_working_copy(repo.root, name, repo.layout,
+                                                        self.state.releases_dir(name))
+        return self._install(name, label, release, f"working copy of {repo.root}")
+
+    def rollback(self, service: str, version: str | None = None) -> Release:
+        state = self._known(self.state.load(), service)
+        current = state.deployment
+        earlier = state.history[: state.current] if state.current >= 0 else list(state.history)
+        target = None
+        for entry in reversed(earlier):
+            if version is None and (current is None or entry.version != current.version) or (
+                    version is not None and entry.version == version):
+                target = entry
+                break
+        if target is None:
+            if version is None:
+                raise BerthError(Problem(f"'{service}' has no earlier version to roll back to",
+                                         entity=service))
+            known = ", ".join(dict.fromkeys(d.version for d in state.history))
+            raise BerthError(Problem(f"version '{version}' of '{service}' was never deployed "
+                                     f"here (deployed: {known})", entity=service))
+        release = Path(target.release)
+        if not release.is_dir():
+            raise BerthError(Problem(f"release folder of {target.version} is gone",
+                                     Location(release), entity=service))
+        note = f"rollback from {current.version}" if current else "rollback"
+        return self._install(service, target.version, release, note, force=True)
+
+    def _known(self, instances: dict[str, InstanceState], name: str) -> InstanceState:
+        return self.state.known(instances, name, "with the compose backend")
+
+    def _install(self, name: str, version: str, release: Path, note: str,
+                 force: bool = False) -> Release:
+        """Run `release` in the instance's container (replacing it when the release changed)
+        and record it; deploying the current release again only makes sure it runs."""
+        service = ServicesRepo.load(release).service(name)
+        spec = self.spec_for(service, version, release)
+        with self.state.locked():
+            instances = self.state.load()
+            state = instances.setdefault(name, InstanceState(name))
+            current = state.deployment
+            if not force and current is not None and current.release == str(release):
+                self._ensure_running(spec)
+                state.started = True
+                self.state.save(instances)
+                return Release(name, current.version, current.deployed_at, True, current.note)
+            self._check_image(spec)
+            self._replace_container(spec)
+            deployment = Deployment(version, str(release), now_iso(), note)
+            state.history.append(deployment)
+            state.current = len(state.history) - 1
+            state.started = True
+            self.state.save(instances)
+        return Release(name, version, deployment.deployed_at, True, note)
+
+    def _ensure_running(self, spec: ContainerSpec) -> None:
+        """Start the container, creating it when it is missing or when its image tag now
+        names another image (rebuilt or loaded since), as compose does."""
+        found = self.engine.inspect([spec.name])
+        current = _image_id(self.engine.image_id(spec.image))
+        if not found or current and _image_id(str(found[0].get("Image", ""))) != current:
+            self._check_image(spec)
+            self._replace_container(spec)
+        elif str((found[0].get("State") or {}).get("Status")) != "running":
+            self.engine.run("start", spec.name)
+
+    def _check_image(self, spec: ContainerSpec) -> None:
+        if not self.engine.image_exists(spec.image):
+            raise BerthError(Problem(
+                f"image '{spec.image}' is not present in {self.engine.name} and cannot be pulled "
+                "here (no registry): build it (berth image build) or load it (docker load)",
+                entity=spec.name, field="image"))
+
+    def _replace_container(self, spec: ContainerSpec) -> None:
+        existing = self.engine.inspect([spec.name])
+        if existing:
+            labels = (existing[0].get("Config") or {}).get("Labels") or {}
+            if "berth.service" not in labels:
+                raise BerthError(f"a container named '{spec.name}' exists and was not started by "
+                                 "berth: remove or rename it first")
+            owner = labels.get("berth.repo")
+            ours = spec.labels.get("berth.repo")
+            if owner and ours and owner != ours:
+                raise BerthError(f"container '{spec.name}' runs an instance of another "
+                                 f"repository ({owner}): `berth down -b compose -r {owner}` "
+                                 "first, or remove the container")
+            self.engine.run("rm", "-f", spec.name)
+        if spec.network not in ("host", "bridge", "none", ""):
+            self._ensure_network(spec.network)
+        argv = spec.run_argv(self.engine.name)
+        self.engine.run(*argv[1:], timeout=120)
+
+    def _ensure_network(self, network: str) -> None:
+        if self.engine.run("network", "inspect", network, check=False).returncode != 0:
+            self.engine.run("network", "create", network)
+
+    def _current_spec(self, service: str) -> ContainerSpec:
+        state = self._known(self.state.load(), service)
+        deployment = state.deployment
+        if deployment is None:
+            raise BerthError(Problem(f"instance '{service}' has no current release",
+                                     Location(self.state.state_file), entity=service))
+        release = Path(deployment.release)
+        return self.spec_for(ServicesRepo.load(release).service(service), deployment.version,
+                             release)
+
+    def _container_of(self, service: str) -> str:
+        """The instance's container name, or a clear error when it has none."""
+        name = self._current_spec(service).name
+        if not self.engine.inspect([name]):
+            raise BerthError(Problem(f"'{service}' has no container (removed by `down` or by "
+                                     "hand): `start` or `up` creates it again", entity=service))
+        return name
+
+    # -- running ----------------------------------------------------------------------------
+    def start(self, service: str) -> None:
+        spec = self._current_spec(service)
+        self._ensure_running(spec)
+        self._set_started(service, True)
+
+    def stop(self, service: str) -> None:
+        container = self._container_of(service)
+        self.engine.run("stop", "-t", "10", container, timeout=60)
+        self._set_started(service, False)
+
+    def restart(self, service: str) -> None:
+        container = self._container_of(service)
+        self.engine.run("restart", "-t", "10", container, timeout=60)
+        self._set_started(service, True)
+
+    def _set_started(self, service: str, started: bool) -> None:
+        with self.state.locked():
+            instances = self.state.load()
+            if service in instances:
+                instances[service].started = started
+                self.state.save(instances)
+
+    def delete(self, service: str) -> None:
+        """Remove the instance's container; its releases and data volume are kept."""
+        name = self._current_spec(service).name
+        self.engine.run("rm", "-f", name, check=False)
+        with self.state.locked():
+            instances = self.state.load()
+            instances.pop(service, None)
+            self.state.save(instances)
+
+    def logs(self, service: str, follow: bool = False, previous: bool = False) -> int:
+        container = self._container_of(service)
+        if previous:
+            # A container keeps one log across its restarts: earlier runs are in it too.
+            print(f"berth: note: {self.engine.name} keeps one log across restarts; showing all "
+                  "runs", file=sys.stderr)
+        args = ["logs", *(["-f"] if follow else []), container]
+        sys.stdout.flush()
+        return self.engine.call(*args)
+
+    def attach(self, service: str) -> int:
+        container = self._container_of(service)
+        print("berth: attached to the IOC shell; detach with Ctrl-P Ctrl-Q", file=sys.stderr)
+        return self.engine.call("attach", "--detach-keys", "ctrl-p,ctrl-q", "--sig-proxy=false",
+                                container)
+
+    def exec(self, service: str, command: Sequence[str]) -> int:
+        container = self._container_of(service)
+        flags = ["-i", *(["-t"] if sys.stdin.isatty() and sys.stdout.isatty() else [])]
+        return self.engine.call("exec", *flags, container, *(list(command) or ["sh"]))
+
+    def up(self) -> list[Release]:
+        """Run every IOC of the repository at its latest tag, else its working copy."""
+        repo = self.repo
+        results: list[Release] = []
+        for name in sorted(self.runnable(repo)):
+            label, release, note = self._make_release(repo, name, None)
+            results.append(self._install(name, label, release, note))
+        return results
+
+    def down(self) -> None:
+        """Remove every container of this repository (deployments and data volumes are kept)."""
+        names = self.engine.container_names(f"berth.repo={self.repo.root}")
+        if names:
+            self.engine.run("rm", "-f", *names, timeout=120)
+        with self.state.locked():
+            instances = self.state.load()
+            for name in names:
+                if name in instances:
+                    instances[name].started = False
+            self.state.save(instances)
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _image_id(text: str) -> str:
+    return text.removeprefix("sha256:")
+
+
+def _container_name(service: Service) -> str:
+    if service.layout == "compose" and service.values.get("container_name"):
+        return str(service.values["container_name"])
+    return service.name
+
+
+def _status(name: str, container: dict[str, Any] | None,
+            state: InstanceState | None) -> InstanceStatus:
+    deployment = state.deployment if state else None
+    if container is None:
+        if deployment is not None:
+            return InstanceStatus(name, "stopped", deployment.version,
+                                  reason="no container: `start` or `up` creates it")
+        return InstanceStatus(name, "not deployed")
+    info = container.get("State") or {}
+    labels = (container.get("Config") or {}).get("Labels") or {}
+    version = labels.get("berth.version") or (deployment.version if deployment else None)
+    restarts = int(container.get("RestartCount") or 0)
+    status = str(info.get("Status", "")).lower()
+    pid = int(info.get("Pid") or 0) or None
+    uptime = _since(info.get("StartedAt")) if status == "running" else None
+    if status == "running":
+        return InstanceStatus(name, "running", version, pid, uptime, restarts,
+                              extra={"container": container.get("Id", "")[:12]})
+    if status == "restarting":
+        return InstanceStatus(name, "backoff", version, None, None, restarts,
+                              reason=f"exited with {info.get('ExitCode')}; restarting")
+    if status == "created":
+        return InstanceStatus(name, "starting", version, restarts=restarts)
+    code = int(info.get("ExitCode") or 0)
+    stopped_on_purpose = state is not None and not state.started
+    if info.get("OOMKilled"):
+        return InstanceStatus(name, "crashed", version, restarts=restarts, reason="out of memory")
+    if code not in (0, 137, 143) and not stopped_on_purpose:
+        return InstanceStatus(name, "crashed", version, restarts=restarts,
+                              reason=f"exited with {code}: {info.get('Error') or 'see logs'}")
+    return InstanceStatus(name, "stopped", version, restarts=restarts)
+
+
+def _since(stamp: Any) -> float | None:
+    if not stamp or str(stamp).startswith("0001-"):
+        return None
+    text = str(stamp)
+    # RFC 3339 with nanoseconds: keep microseconds for fromisoformat.
+    head, _, rest = text.partition(".")
+    zone = "+00:00"
+    if rest:
+        digits = "".join(ch for ch in rest if ch.isdigit())[:6]
+        tail = rest[len("".join(ch for ch in rest if ch.isdigit())):]
+        zone = "+00:00" if tail in ("Z", "") else tail
+        text = f"{head}.{digits}{zone}"
+    else:
+        text = head.replace("Z", "+00:00")
+    try:
+        started = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return max(0.0, time.time() - started.timestamp())
+
+
+def _wrap_argv(argv: list[str]) -> list[str]:
+    """`docker run …` one flag per line, shell-quoted, for reading."""
+    lines: list[str] = []
+    current = shlex.join(argv[:3])
+    i = 3
+    while i < len(argv):
+        item = argv[i]
+        if item.startswith("-") and i + 1 < len(argv) and not argv[i + 1].startswith("-") \
+                and item not in ("-d", "-t", "-i"):
+            lines.append(current + " \\")
+            current = "  " + shlex.join([item, argv[i + 1]])
+            i += 2
+        else:
+            lines.append(current + " \\")
+            current = "  " + shlex.quote(item)
+            i += 1
+    lines.append(current)
+    return lines

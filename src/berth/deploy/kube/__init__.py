@@ -1,0 +1,1 @@
+"""berth.deploy.kube"""

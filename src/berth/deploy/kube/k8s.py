@@ -1,0 +1,283 @@
+"""Kubernetes backend (`-b k8s`): one Helm release of berth's ioc-instance chart per IOC.
+
+Every verb is a few `helm`/`kubectl` calls with argv lists; answers are read as JSON. `ps` makes
+two calls for the whole namespace however many IOCs run in it. Start/stop go through the chart's
+`enabled` value (replicas 1/0) so Helm stays the owner of the desired state.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from berth.deploy import InstanceStatus, Release
+from berth.deploy.kube.chart import CHART_NAME, chart_copy, service_values, values_file
+from berth.deploy.kube.checkout import checkout, commit_of
+from berth.deploy.services import Service, ServicesRepo
+from berth.errors import BerthError
+from berth.tools import iso, parse_time, run, run_interactive, run_json
+
+LOCAL_VERSION = "local"  # app version of a release made from a working copy
+CONTAINER = "ioc"  # the IOC's container in the chart's pod
+HELM_LIST_MAX = "10000"  # helm list returns 256 releases unless told otherwise
+
+
+def create(repo: Path | None, target: str | None) -> K8sBackend:
+    return K8sBackend(repo, target)
+
+
+class K8sBackend:
+    name = "k8s"
+
+    def __init__(self, repo: Path | None, namespace: str | None):
+        self.repo_path = Path(repo) if repo else None
+        self.namespace = namespace
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    @property
+    def ns(self) -> list[str]:
+        return ["-n", self.namespace] if self.namespace else []
+
+    def repo(self) -> ServicesRepo:
+        """The services repository: -r/--repo, else the current directory."""
+        return ServicesRepo.load(self.repo_path or Path.cwd())
+
+    @staticmethod
+    def pod(service: str) -> str:
+        return f"{service}-0"  # the StatefulSet's only pod
+
+    def _helm_upgrade(self, repo: ServicesRepo, service: str, version: str,
+                      commit: str | None) -> None:
+        values = service_values(_service_at(repo, service, version), commit)
+        with chart_copy(version) as chart, values_file(values) as file:
+            run(["helm", "upgrade", "--install", service, str(chart), *self.ns,
+                 "--values", str(file)])
+
+    def _render(self, repo: ServicesRepo, service: str, version: str) -> str:
+        values = service_values(_service_at(repo, service, version))
+        with chart_copy(version) as chart, values_file(values) as file:
+            return run(["helm", "template", service, str(chart), *self.ns, "--values", str(file)])
+
+    def _latest(self, repo: ServicesRepo, service: str) -> str:
+        versions = repo.versions(service)
+        if not versions:
+            raise BerthError(
+                f"service '{service}' has no tagged version in {repo.root}: tag the repository "
+                "or deploy the working copy with deploy-local")
+        return versions[-1]
+
+    def _releases(self) -> list[dict[str, Any]]:
+        answer = run_json(["helm", "list", *self.ns, "--all", "--max", HELM_LIST_MAX,
+                           "-o", "json"])
+        return list(answer or [])
+
+    def _helm_history(self, service: str) -> list[dict[str, Any]]:
+        answer = run_json(["helm", "history", service, *self.ns, "-o", "json"])
+        return sorted(answer or [], key=lambda entry: int(entry.get("revision", 0)))
+
+    def _set_enabled(self, service: str, enabled: bool) -> None:
+        history = self._helm_history(service)
+        version = str(history[-1].get("app_version") or LOCAL_VERSION) if history else None
+        if version is None:
+            raise BerthError(f"'{service}' is not deployed in {self._where()}")
+        with chart_copy(version) as chart:
+            run(["helm", "upgrade", service, str(chart), *self.ns, "--reuse-values",
+                 "--set", f"enabled={str(enabled).lower()}"])
+
+    def _where(self) -> str:
+        return f"namespace '{self.namespace}'" if self.namespace else "the current namespace"
+
+    # --- verbs -------------------------------------------------------------------------------
+
+    def deploy(self, service: str, version: str | None = None) -> Release:
+        repo = self.repo()
+        version = version or self._latest(repo, service)
+        repo.service(service)  # a clear error for an unknown name before any git work
+        with checkout(repo, version) as tagged:
+            self._helm_upgrade(tagged, service, version, commit_of(repo, version))
+        return Release(service, version, iso(datetime.now(UTC)), current=True)
+
+    def deploy_local(self, folder: Path) -> Release:
+        folder = Path(folder).resolve()
+        repo = ServicesRepo.load(folder.parent.parent)
+        self._helm_upgrade(repo, folder.name, LOCAL_VERSION, None)
+        return Release(folder.name, LOCAL_VERSION, iso(datetime.now(UTC)), current=True,
+                       note="local working copy")
+
+    def start(self, service: str) -> None:
+        self._set_enabled(service, True)
+
+    def stop(self, service: str) -> None:
+        self._set_enabled(service, False)
+
+    def restart(self, service: str) -> None:
+        run(["kubectl", "rollout", "restart", f"statefulset/{service}", *self.ns])
+
+    def delete(self, service: str) -> None:
+        run(["helm", "uninstall", service, *self.ns])
+
+    def logs(self, service: str, follow: bool = False, previous: bool = False) -> int:
+        argv = ["kubectl", "logs", self.pod(service), *self.ns, "-c", CONTAINER]
+        argv += ["--follow"] * follow + ["--previous"] * previous
+        return run_interactive(argv)
+
+    def _terminal(self) -> list[str]:
+        return ["-i", "-t"] if sys.stdin.isatty() else ["-i"]
+
+    def attach(self, service: str) -> int:
+        return run_interactive(["kubectl", "attach", self.pod(service), *self.ns, "-c",
+                                CONTAINER, *self._terminal()])
+
+    def exec(self, service: str, command: Sequence[str]) -> int:
+        return run_interactive(["kubectl", "exec", self.pod(service), *self.ns, "-c", CONTAINER,
+                                *self._terminal(), "--", *(list(command) or ["bash"])])
+
+    def history(self, service: str) -> list[Release]:
+        releases = []
+        for entry in self._helm_history(service):
+            releases.append(Release(
+                service=service,
+                version=str(entry.get("app_version") or ""),
+                deployed_at=iso(parse_time(entry.get("updated"))),
+                current=entry.get("status") == "deployed",
+                note=f"revision {entry.get('revision')}: {entry.get('description', '')}".strip(),
+            ))
+        return releases
+
+    def rollback(self, service: str, version: str | None = None) -> Release:
+        history = self._helm_history(service)
+        current = next((e for e in reversed(history) if e.get("status") == "deployed"), None)
+        earlier = [e for e in history if current is None or e["revision"] < current["revision"]]
+        if version is None:
+            candidates = [e for e in earlier
+                          if current is None or e.get("app_version") != current.get("app_version")]
+        else:
+            candidates = [e for e in history
+                          if e.get("app_version") == version and e is not current]
+        if not candidates:
+            wanted = f"version {version}" if version else "an earlier version"
+            raise BerthError(f"no earlier revision of '{service}' holds {wanted} (helm history: "
+                             f"{', '.join(str(e.get('app_version')) for e in history) or 'none'})")
+        chosen = candidates[-1]
+        run(["helm", "rollback", service, str(chosen["revision"]), *self.ns])
+        return Release(service, str(chosen.get("app_version") or ""), iso(datetime.now(UTC)),
+                       current=True, note=f"rollback to revision {chosen['revision']}")
+
+    def template(self, service: str, version: str | None = None) -> str:
+        repo = self.repo()
+        if version is None:
+            return self._render(repo, service, LOCAL_VERSION)
+        with checkout(repo, version) as tagged:
+            return self._render(tagged, service, version)
+
+    def up(self) -> list[Release]:
+        """Deploy every IOC of the repository at its latest version (working copy if untagged)."""
+        repo = self.repo()
+        released: list[Release] = []
+        with ExitStack() as stack:
+            trees: dict[str, ServicesRepo] = {}
+            for name in repo.iocs:
+                versions = repo.versions(name)
+                if not versions:
+                    self._helm_upgrade(repo, name, LOCAL_VERSION, None)
+                    released.append(Release(name, LOCAL_VERSION, iso(datetime.now(UTC)), True,
+                                            "local working copy"))
+                    continue
+                tag = versions[-1]
+                if tag not in trees:  # one extraction per tag, shared by its services
+                    trees[tag] = stack.enter_context(checkout(repo, tag))
+                self._helm_upgrade(trees[tag], name, tag, commit_of(repo, tag))
+                released.append(Release(name, tag, iso(datetime.now(UTC)), True))
+        return released
+
+    def down(self) -> None:
+        """Uninstall every ioc-instance release of the namespace, in one helm call."""
+        names = [r["name"] for r in self._releases()
+                 if str(r.get("chart", "")).startswith(f"{CHART_NAME}-")]
+        if names:
+            run(["helm", "uninstall", *names, *self.ns])
+
+    def ps(self) -> list[InstanceStatus]:
+        objects = run_json(["kubectl", "get", "statefulsets,pods", *self.ns, "-l", "ioc=true",
+                            "-o", "json"]) or {}
+        releases = {r["name"]: r for r in self._releases()}
+        sets: dict[str, dict[str, Any]] = {}
+        pods: dict[str, dict[str, Any]] = {}
+        for item in objects.get("items", []):
+            name = item.get("metadata", {}).get("labels", {}).get("app") or \
+                item.get("metadata", {}).get("name", "")
+            if item.get("kind") == "StatefulSet":
+                sets[name] = item
+            elif item.get("kind") == "Pod":
+                pods[name] = item
+        now = time.time()
+        rows = {name: _status(name, sts, pods.get(name), releases.get(name), now)
+                for name, sts in sets.items()}
+        for name, release in releases.items():
+            if name not in rows and str(release.get("chart", "")).startswith(f"{CHART_NAME}-"):
+                rows[name] = InstanceStatus(name, "not deployed", _version(release, None),
+                                            reason=f"helm release is {release.get('status')}")
+        if self.repo_path is not None:
+            for name in self.repo().iocs:
+                rows.setdefault(name, InstanceStatus(name, "not deployed"))
+        return [rows[name] for name in sorted(rows)]
+
+
+def _service_at(repo: ServicesRepo, service: str, version: str) -> Service:
+    """The service in a checkout; a name missing at that tag is said so (not a temp path)."""
+    if version != LOCAL_VERSION and service not in repo.services:
+        raise BerthError(f"service '{service}' does not exist at version {version}")
+    return repo.service(service)
+
+
+def _version(release: dict[str, Any] | None, sts: dict[str, Any] | None) -> str | None:
+    if release and release.get("app_version"):
+        return str(release["app_version"])
+    if sts:
+        return sts.get("metadata", {}).get("annotations", {}).get("berth/version")
+    return None
+
+
+def _status(name: str, sts: dict[str, Any], pod: dict[str, Any] | None,
+            release: dict[str, Any] | None, now: float) -> InstanceStatus:
+    """One `ps` row from a StatefulSet, its pod and its Helm release."""
+    row = InstanceStatus(name, "starting", _version(release, sts))
+    if release and release.get("status") not in (None, "deployed"):
+        row.reason = f"helm release is {release['status']}"
+    if int(sts.get("spec", {}).get("replicas", 1)) == 0:
+        row.state = "stopped"
+        return row
+    if pod is None:
+        row.reason = row.reason or "no pod yet"
+        return row
+    row.extra["node"] = pod.get("spec", {}).get("nodeName")
+    statuses = pod.get("status", {}).get("containerStatuses") or []
+    first = statuses[0] if statuses else None
+    ioc = next((c for c in statuses if c.get("name") == CONTAINER), first)
+    if ioc is None:
+        row.reason = row.reason or str(pod.get("status", {}).get("phase", "Pending"))
+        return row
+    row.restarts = int(ioc.get("restartCount", 0))
+    row.extra["ready"] = bool(ioc.get("ready"))
+    state = ioc.get("state", {})
+    if "running" in state:
+        started = parse_time(state["running"].get("startedAt"))
+        row.uptime = round(now - started.timestamp(), 1) if started else None
+        row.state = "running" if ioc.get("ready") else "starting"
+        if not ioc.get("ready"):
+            row.reason = row.reason or "not ready"
+    elif "waiting" in state:
+        reason = str(state["waiting"].get("reason", ""))
+        row.state = "backoff" if "BackOff" in reason or reason == "ErrImagePull" else "starting"
+        row.reason = ": ".join(filter(None, [reason, state["waiting"].get("message")]))
+    elif "terminated" in state:
+        row.state = "crashed"
+        term = state["terminated"]
+        row.reason = f"{term.get('reason', 'terminated')} (exit {term.get('exitCode')})"
+    return row

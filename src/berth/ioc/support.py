@@ -1,0 +1,567 @@
+"""Support definitions (`*.ibek.support.yaml`, ibek format 3/4): strict loading into dataclasses.
+
+Every key is checked (an unknown key is an error with file:line:column), every problem in every
+file is collected before anything is raised, and several files load into one `SupportSet` in
+which an entity type may be defined only once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from berth.errors import BerthError, Location, Problem
+from berth.yamlio import YDict, YList, load_yaml, loads_yaml, location_of
+
+if TYPE_CHECKING:
+    from berth.ioc.support_cache import SupportCache
+
+PARAM_TYPES = ("str", "int", "float", "bool", "enum", "object", "id", "dict", "list")
+DEFINE_TYPES = ("str", "int", "float", "bool", "list")
+WHEN = ("first", "every", "last")
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __reduce__(self) -> str:
+        return "MISSING"  # pickled (support cache) as the one module-level instance
+
+
+MISSING: Any = _Missing()
+
+
+def is_jinja(value: Any) -> bool:
+    """A string that holds a Jinja expression, accepted in place of any typed value."""
+    return isinstance(value, str) and "{{" in value
+
+
+@dataclass(slots=True)
+class Param:
+    name: str
+    type: str
+    description: str
+    default: Any = MISSING  # MISSING: the instance must give it
+    values: dict[Any, Any] | None = None  # enum: key (what users write) -> value (rendered)
+    loc: Location = field(default_factory=Location)
+
+    @property
+    def required(self) -> bool:
+        return self.default is MISSING
+
+
+@dataclass(slots=True)
+class Define:
+    name: str
+    value: Any
+    type: str | None  # None: no conversion
+    description: str
+    loc: Location = field(default_factory=Location)
+
+
+@dataclass(slots=True)
+class ScriptItem:
+    kind: str  # "text" | "comment"
+    when: str  # first | every | last (other words on text items behave as every, like ibek)
+    value: str
+    loc: Location = field(default_factory=Location)
+
+
+@dataclass(slots=True)
+class Database:
+    file: str
+    enabled: str
+    args: dict[str, str | None]
+    loc: Location = field(default_factory=Location)
+    args_locs: dict[str, Location] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class EnvVar:
+    name: str
+    value: str
+    loc: Location = field(default_factory=Location)
+
+
+@dataclass(slots=True)
+class Pvi:
+    yaml_path: str
+    ui_index: bool = True
+    ui_macros: dict[str, str | None] | None = None
+    pv: bool = False
+    pv_prefix: str = ""
+    loc: Location = field(default_factory=Location)
+
+
+@dataclass(slots=True)
+class EntityModel:
+    module: str
+    name: str
+    description: str
+    parameters: dict[str, Param] = field(default_factory=dict)
+    pre_defines: dict[str, Define] = field(default_factory=dict)
+    post_defines: dict[str, Define] = field(default_factory=dict)
+    pre_init: list[ScriptItem] = field(default_factory=list)
+    post_init: list[ScriptItem] = field(default_factory=list)
+    databases: list[Database] = field(default_factory=list)
+    env_vars: list[EnvVar] = field(default_factory=list)
+    pvi: Pvi | None = None
+    sub_entities: list[YDict] = field(default_factory=list)
+    loc: Location = field(default_factory=Location)
+    id_param: str | None = None
+
+    @property
+    def type(self) -> str:
+        return f"{self.module}.{self.name}"
+
+
+@dataclass
+class SupportSet:
+    """Entity models from one or more support files, by type (`module.name`)."""
+
+    models: dict[str, EntityModel] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+
+    def get(self, type_name: str) -> EntityModel | None:
+        return self.models.get(type_name)
+
+    @property
+    def modules(self) -> list[str]:
+        return sorted({m.module for m in self.models.values()})
+
+
+# --------------------------------------------------------------------------------------------
+# strict checking helpers
+
+
+class Checker:
+    """Collects problems while reading a loaded YAML document."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def add(self, message: str, loc: Location, field_name: str | None = None,
+            entity: str | None = None) -> None:
+        self.problems.append(Problem(message, loc, entity, field_name))
+
+    def mapping(self, value: Any, where: Any, key: Any, what: str) -> YDict | None:
+        if isinstance(value, dict):
+            return value  # type: ignore[return-value]
+        self.add(f"{what} must be a mapping, got {describe(value)}", location_of(where, key), key)
+        return None
+
+    def sequence(self, value: Any, where: Any, key: Any, what: str) -> YList | None:
+        if isinstance(value, list):
+            return value  # type: ignore[return-value]
+        self.add(f"{what} must be a list, got {describe(value)}", location_of(where, key), key)
+        return None
+
+    def mappings(self, data: Any, where: YDict, key: str, model: str, noun: str
+                 ) -> Iterator[tuple[YList, int, YDict, str]]:
+        """The mapping items of the list `where[key]` (each one checked to be a mapping)."""
+        seq = self.sequence(data, where, key, f"'{key}' of {model}")
+        if seq is None:
+            return
+        for i, raw in enumerate(seq):
+            what = f"{noun} {i + 1} of {model}"
+            spec = self.mapping(raw, seq, i, what)
+            if spec is not None:
+                yield seq, i, spec, what
+
+    def string_entries(self, value: Any, where: YDict, key: str, what: str, noun: str,
+                       owner: str, numbers: bool = False,
+                       ) -> list[tuple[str, str | None, Location]] | None:
+        """(name, value, where the name is) of each entry of the mapping `where[key]` whose
+        value is a string or null (with `numbers`, a boolean or number too, as text); any other
+        value is reported ("<noun> '<name>' of <owner> must be a string") and left out. None
+        when `where[key]` is not a mapping (reported too)."""
+        mapping = self.mapping(value, where, key, f"'{key}' of {what}")
+        if mapping is None:
+            return None
+        entries: list[tuple[str, str | None, Location]] = []
+        for name, item in mapping.items():
+            if item is not None and not isinstance(item, str):
+                if numbers and isinstance(item, bool | int | float):
+                    item = str(item)
+                else:
+                    self.add(f"{noun} '{name}' of {owner} must be a string, got "
+                             f"{describe(item)}", mapping.loc(name), str(name))
+                    continue
+            entries.append((str(name), item, mapping.key_loc(name)))
+        return entries
+
+    def keys(self, data: YDict, allowed: Sequence[str], required: Sequence[str],
+             what: str) -> None:
+        for key in data:
+            if key not in allowed:
+                self.add(f"unknown key '{key}' in {what}; expected one of: "
+                         f"{', '.join(allowed)}", data.key_loc(key), str(key))
+        for key in required:
+            if key not in data:
+                self.add(f"{what} is missing required key '{key}'", data.loc(), key)
+
+    def string(self, data: YDict, key: str, what: str, default: Any = MISSING,
+               allow_none: bool = False) -> Any:
+        if key not in data:
+            return default
+        value = data[key]
+        if isinstance(value, str) or (allow_none and value is None):
+            return value
+        self.add(f"'{key}' of {what} must be a string, got {describe(value)}",
+                 data.loc(key), key)
+        return default if default is not MISSING else ""
+
+    def boolean(self, data: YDict, key: str, what: str, default: bool) -> bool:
+        if key not in data:
+            return default
+        value = data[key]
+        if isinstance(value, bool):
+            return value
+        self.add(f"'{key}' of {what} must be true or false, got {describe(value)}",
+                 data.loc(key), key)
+        return default
+
+
+def describe(value: Any) -> str:
+    """How a YAML value reads in an error message: its kind and a short rendering."""
+    if value is None:
+        return "nothing (null)"
+    kind = {bool: "boolean", int: "integer", float: "number", str: "string"}.get(type(value))
+    if kind is None:
+        kind = "mapping" if isinstance(value, dict) else "list" if isinstance(value, list) \
+            else type(value).__name__
+        return kind
+    text = repr(value) if isinstance(value, str) else str(value).lower() \
+        if isinstance(value, bool) else str(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{kind} {text}"
+
+
+# --------------------------------------------------------------------------------------------
+# reading one support file
+
+_TOP_KEYS = ("module", "entity_models", "shared")
+_MODEL_KEYS = ("name", "description", "parameters", "pre_defines", "post_defines", "pre_init",
+               "post_init", "databases", "env_vars", "pvi", "sub_entities", "shared")
+_PARAM_KEYS = ("type", "description", "default", "values")
+_DEFINE_KEYS = ("description", "value", "type")
+_SCRIPT_KEYS = ("type", "when", "value")
+_DB_KEYS = ("file", "enabled", "args")
+_ENV_KEYS = ("name", "value")
+_PVI_KEYS = ("yaml_path", "ui_index", "ui_macros", "pv", "pv_prefix")
+
+
+def _check_default(chk: Checker, ptype: str, value: Any, where: YDict, what: str) -> None:
+    ok = True
+    if value is None:
+        return
+    if ptype in ("str", "id"):
+        ok = isinstance(value, str)
+    elif ptype == "int":
+        ok = (isinstance(value, int) and not isinstance(value, bool)) or is_jinja(value)
+    elif ptype == "float":
+        ok = (isinstance(value, int | float) and not isinstance(value, bool)) or is_jinja(value)
+    elif ptype == "bool":
+        ok = isinstance(value, bool) or is_jinja(value)
+    elif ptype == "dict":
+        ok = isinstance(value, dict) or is_jinja(value)
+    elif ptype == "list":
+        ok = isinstance(value, list) or is_jinja(value)
+    if not ok:
+        chk.add(f"default of {what} must be of type {ptype} (or a Jinja string), got "
+                f"{describe(value)}", where.loc("default"), "default")
+
+
+def _read_param(chk: Checker, name: str, data: Any, where: YDict, model: str) -> Param | None:
+    what = f"parameter '{name}' of {model}"
+    spec = chk.mapping(data, where, name, what)
+    if spec is None:
+        return None
+    chk.keys(spec, _PARAM_KEYS, ("type", "description"), what)
+    ptype = spec.get("type")
+    if ptype not in PARAM_TYPES:
+        if "type" in spec:
+            chk.add(f"type of {what} must be one of {', '.join(PARAM_TYPES)}, got "
+                    f"{describe(ptype)}", spec.loc("type"), "type")
+        return None
+    description = chk.string(spec, "description", what, "")
+    default = spec.get("default", MISSING)
+    if default is not MISSING:
+        _check_default(chk, ptype, default, spec, what)
+        if default is None:
+            default = MISSING  # ibek: a null default means "no default"
+        elif ptype == "float" and isinstance(default, int) and not isinstance(default, bool):
+            default = float(default)  # as ibek's model of the support file converts it
+        elif ptype == "int" and isinstance(default, float) and default.is_integer():
+            default = int(default)
+    values = None
+    if ptype == "enum":
+        raw = spec.get("values")
+        if "values" not in spec:
+            chk.add(f"{what} is an enum and needs 'values'", spec.loc(), "values")
+        elif isinstance(raw, dict):
+            values = dict(raw)
+        else:
+            chk.add(f"'values' of {what} must be a mapping, got {describe(raw)}",
+                    spec.loc("values"), "values")
+    elif "values" in spec:
+        chk.add(f"'values' is only allowed on enum parameters ({what} is {ptype})",
+                spec.key_loc("values"), "values")
+    return Param(name, ptype, description, default, values, where.key_loc(name))
+
+
+def _read_defines(chk: Checker, data: Any, where: YDict, key: str, model: str
+                  ) -> dict[str, Define]:
+    result: dict[str, Define] = {}
+    defines = chk.mapping(data, where, key, f"'{key}' of {model}")
+    if defines is None:
+        return result
+    for name, spec_raw in defines.items():
+        what = f"{key[:-1]} '{name}' of {model}"
+        spec = chk.mapping(spec_raw, defines, name, what)
+        if spec is None:
+            continue
+        chk.keys(spec, _DEFINE_KEYS, ("description", "value"), what)
+        dtype = spec.get("type", "str")
+        if dtype is not None and dtype not in DEFINE_TYPES:
+            chk.add(f"type of {what} must be one of {', '.join(DEFINE_TYPES)}, got "
+                    f"{describe(dtype)}", spec.loc("type"), "type")
+            continue
+        description = chk.string(spec, "description", what, "")
+        result[str(name)] = Define(str(name), spec.get("value"), dtype, description,
+                                   defines.key_loc(name))
+    return result
+
+
+def _read_script(chk: Checker, data: Any, where: YDict, key: str, model: str
+                 ) -> list[ScriptItem]:
+    items: list[ScriptItem] = []
+    for seq, i, spec, what in chk.mappings(data, where, key, model, f"{key} item"):
+        chk.keys(spec, _SCRIPT_KEYS, (), what)
+        kind = spec.get("type", "text")
+        if kind not in ("text", "comment"):
+            chk.add(f"type of {what} must be 'text' or 'comment', got {describe(kind)}",
+                    spec.loc("type"), "type")
+            continue
+        when = chk.string(spec, "when", what, "every")
+        if kind == "comment" and when not in WHEN:
+            chk.add(f"'when' of {what} must be one of {', '.join(WHEN)}, got {describe(when)}",
+                    spec.loc("when"), "when")
+        value = chk.string(spec, "value", what, "")
+        items.append(ScriptItem(kind, when, value, seq.loc(i)))
+    return items
+
+
+def _read_databases(chk: Checker, data: Any, where: YDict, model: str) -> list[Database]:
+    result: list[Database] = []
+    for seq, i, spec, what in chk.mappings(data, where, "databases", model, "database"):
+        chk.keys(spec, _DB_KEYS, ("file",), what)
+        file = chk.string(spec, "file", what, "")
+        enabled = spec.get("enabled", "True")
+        if isinstance(enabled, bool):
+            enabled = str(enabled)
+        elif not isinstance(enabled, str):
+            chk.add(f"'enabled' of {what} must be a Jinja string or boolean, got "
+                    f"{describe(enabled)}", spec.loc("enabled"), "enabled")
+            enabled = "True"
+        args: dict[str, str | None] = {}
+        locs: dict[str, Location] = {}
+        raw_args = spec.get("args")
+        if raw_args is not None:
+            for arg, value, loc in chk.string_entries(raw_args, spec, "args", what, "arg", what,
+                                                      numbers=True) or ():
+                args[arg] = value
+                locs[arg] = loc
+        result.append(Database(file, enabled, args, seq.loc(i), locs))
+    return result
+
+
+def _read_env_vars(chk: Checker, data: Any, where: YDict, model: str) -> list[EnvVar]:
+    result: list[EnvVar] = []
+    for seq, i, spec, what in chk.mappings(data, where, "env_vars", model, "env_var"):
+        chk.keys(spec, _ENV_KEYS, ("name", "value"), what)
+        result.append(EnvVar(chk.string(spec, "name", what, ""),
+                             chk.string(spec, "value", what, ""), seq.loc(i)))
+    return result
+
+
+def _read_pvi(chk: Checker, data: Any, where: YDict, model: str) -> Pvi | None:
+    if data is None:
+        return None
+    what = f"'pvi' of {model}"
+    spec = chk.mapping(data, where, "pvi", what)
+    if spec is None:
+        return None
+    chk.keys(spec, _PVI_KEYS, ("yaml_path",), what)
+    macros = spec.get("ui_macros")
+    ui_macros: dict[str, str | None] | None = None
+    if macros is not None:
+        entries = chk.string_entries(macros, spec, "ui_macros", what, "ui_macro", model)
+        if entries is not None:
+            ui_macros = {name: value for name, value, _loc in entries}
+    return Pvi(
+        yaml_path=chk.string(spec, "yaml_path", what, ""),
+        ui_index=chk.boolean(spec, "ui_index", what, True),
+        ui_macros=ui_macros,
+        pv=chk.boolean(spec, "pv", what, False),
+        pv_prefix=chk.string(spec, "pv_prefix", what, ""),
+        loc=where.loc("pvi"),
+    )
+
+
+def _read_sub_entities(chk: Checker, data: Any, where: YDict, model: str) -> list[YDict]:
+    result: list[YDict] = []
+    for _seq, _i, spec, what in chk.mappings(data, where, "sub_entities", model, "sub_entity"):
+        if "type" not in spec:
+            chk.add(f"{what} is missing required key 'type'", spec.loc(), "type")
+            continue
+        if not isinstance(spec["type"], str):
+            chk.add(f"'type' of {what} must be a string, got {describe(spec['type'])}",
+                    spec.loc("type"), "type")
+            continue
+        result.append(spec)
+    return result
+
+
+def _read_model(chk: Checker, module: str, raw: Any, seq: YList, index: int
+                ) -> EntityModel | None:
+    spec = chk.mapping(raw, seq, index, f"entity_models item {index + 1}")
+    if spec is None:
+        return None
+    name = spec.get("name")
+    label = f"{module}.{name}" if isinstance(name, str) else f"entity_models item {index + 1}"
+    chk.keys(spec, _MODEL_KEYS, ("name", "description"), f"entity model {label}")
+    if not isinstance(name, str):
+        if "name" in spec:
+            chk.add(f"'name' of {label} must be a string, got {describe(name)}",
+                    spec.loc("name"), "name")
+        return None
+    model = EntityModel(module, name, chk.string(spec, "description", label, ""),
+                        loc=seq.loc(index))
+    params = spec.get("parameters")
+    if params is not None:
+        pmap = chk.mapping(params, spec, "parameters", f"'parameters' of {label}")
+        for pname, pspec in (pmap or {}).items():
+            param = _read_param(chk, str(pname), pspec, pmap, label)  # type: ignore[arg-type]
+            if param is not None:
+                model.parameters[param.name] = param
+                if param.type == "id" and model.id_param is None:
+                    model.id_param = param.name
+    if spec.get("pre_defines") is not None:
+        model.pre_defines = _read_defines(chk, spec["pre_defines"], spec, "pre_defines", label)
+    if spec.get("post_defines") is not None:
+        model.post_defines = _read_defines(chk, spec["post_defines"], spec, "post_defines",
+                                           label)
+    if spec.get("pre_init") is not None:
+        model.pre_init = _read_script(chk, spec["pre_init"], spec, "pre_init", label)
+    if spec.get("post_init") is not None:
+        model.post_init = _read_script(chk, spec["post_init"], spec, "post_init", label)
+    if spec.get("databases") is not None:
+        model.databases = _read_databases(chk, spec["databases"], spec, label)
+    if spec.get("env_vars") is not None:
+        model.env_vars = _read_env_vars(chk, spec["env_vars"], spec, label)
+    model.pvi = _read_pvi(chk, spec.get("pvi"), spec, label)
+    if spec.get("sub_entities") is not None:
+        model.sub_entities = _read_sub_entities(chk, spec["sub_entities"], spec, label)
+    return model
+
+
+def read_support(data: Any, file: str | Path, chk: Checker) -> list[EntityModel]:
+    """Check one loaded support document and return its entity models."""
+    if not isinstance(data, dict):
+        chk.add(f"a support file must be a mapping with 'module' and 'entity_models', got "
+                f"{describe(data)}", Location(file, 1, 1))
+        return []
+    top: YDict = data  # type: ignore[assignment]
+    chk.keys(top, _TOP_KEYS, ("module", "entity_models"), "support file")
+    module = top.get("module")
+    if not isinstance(module, str):
+        if "module" in top:
+            chk.add(f"'module' must be a string, got {describe(module)}", top.loc("module"),
+                    "module")
+        return []
+    seq = top.get("entity_models")
+    if seq is None:
+        return []
+    models_seq = chk.sequence(seq, top, "entity_models", "'entity_models'")
+    if models_seq is None:
+        return []
+    models: list[EntityModel] = []
+    seen: dict[str, EntityModel] = {}
+    for i, raw in enumerate(models_seq):
+        model = _read_model(chk, module, raw, models_seq, i)
+        if model is None:
+            continue
+        if model.name in seen:
+            chk.add(f"entity model '{model.name}' is defined twice in this file (first at line "
+                    f"{seen[model.name].loc.line})", model.loc, "name")
+            continue
+        seen[model.name] = model
+        models.append(model)
+    return models
+
+
+def load_support(paths: Iterable[str | Path]) -> SupportSet:
+    """Load support files into one set; every problem in every file is raised together.
+
+    Files unchanged since berth last read them come from the support cache
+    (`berth.ioc.support_cache`) instead of being parsed and checked again."""
+    from berth.ioc.support_cache import SupportCache
+
+    cache = SupportCache.open()
+    chk = Checker()
+    result = SupportSet()
+    for path in paths:
+        path = Path(path)
+        models = _load_file(path, chk, cache)
+        if models is None:
+            continue
+        result.files.append(path)
+        for model in models:
+            previous = result.models.get(model.type)
+            if previous is not None:
+                chk.add(f"entity type '{model.type}' is defined twice: here and in "
+                        f"{previous.loc}", model.loc, "name")
+                continue
+            result.models[model.type] = model
+    if chk.problems:
+        raise BerthError(chk.problems)
+    return result
+
+
+def _load_file(path: Path, chk: Checker, cache: SupportCache | None) -> list[EntityModel] | None:
+    """The entity models of one support file (None when it cannot be parsed); problems go to
+    `chk`. With a cache, the bytes read are the bytes hashed, parsed and stored."""
+    text = None
+    key = None
+    name = str(path)  # the one string every location of the models holds (see the cache)
+    try:
+        content = path.read_bytes()
+        text = content.decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        pass  # load_yaml below reports it, with its usual message
+    else:
+        if cache is not None:
+            key = cache.key(content)
+            models = cache.get(key, name)
+            if models is not None:
+                return models
+    try:
+        if text is None:
+            data = load_yaml(path)
+        else:
+            if "\r" in text:  # as read_text does (universal newlines)
+                text = text.replace("\r\n", "\n").replace("\r", "\n")
+            data = loads_yaml(text, name)
+    except BerthError as err:
+        chk.problems.extend(err.problems)
+        return None
+    before = len(chk.problems)
+    models = read_support(data, path, chk)
+    if cache is not None and key is not None and len(chk.problems) == before:
+        cache.put(key, name, models)
+    return models

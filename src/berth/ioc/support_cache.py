@@ -1,0 +1,169 @@
+"""A content-addressed cache of checked support files, as Python's `.pyc` files are for modules.
+
+The entity models read from one support file are pickled under a hash of the file's bytes,
+salted with berth's version, a format number and the state of the modules that build them;
+the same bytes in give the same models out, so an entry is never stale, and a changed file is
+simply parsed again. Only files without problems are stored.
+
+The path of the file is not stored: every location in the models names the file through one
+string, which is pickled as a reference and replaced on load by the path actually loaded, so
+that error messages name file:line:column of the file given, wherever the same content was
+first seen.
+
+Entries live in `$BERTH_CACHE_DIR`, else `$XDG_CACHE_HOME/berth/support`, else
+`~/.cache/berth/support`. `BERTH_NO_CACHE=1` turns the cache off. Any failure to read or write
+an entry (read-only or missing folder, corrupt or foreign entry, unpicklable value) falls back
+to parsing, silently. Entries are read only when owned by this user and writable by nobody
+else, and unpickling accepts only the classes of the models.
+"""
+
+from __future__ import annotations
+
+import _pickle
+import gc
+import io
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from berth.ioc.support import EntityModel
+
+try:  # _blake2 alone: hashlib would also load OpenSSL (~3 ms at start-up)
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - Python built without it
+    from hashlib import blake2b
+
+FORMAT = 1  # bump when what is stored changes shape
+SUFFIX = ".pickle"
+
+# classes an entry may name (anything else makes the entry unusable, not an error)
+_ALLOWED = {
+    "berth.ioc.support": {"EntityModel", "Param", "Define", "ScriptItem", "Database",
+                            "EnvVar", "Pvi", "MISSING"},
+    "berth.yamlio": {"YDict", "YList"},
+    "berth.errors": {"Location"},
+    "copyreg": {"__newobj__", "_reconstructor"},
+    "builtins": {"object", "dict", "list", "set", "frozenset", "tuple", "float", "int",
+                 "str", "bool", "complex"},
+}
+_FILE_ID = "file"  # the persistent id that stands for the path of the support file
+
+
+def cache_dir() -> Path:
+    """Where entries are kept (see the module's documentation)."""
+    value = os.environ.get("BERTH_CACHE_DIR")
+    if value:
+        return Path(value)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "berth" / "support"
+
+
+def _code_stamp() -> bytes:
+    """Size and modification time of the modules that build the models, so that a changed
+    berth (an editable install, a patched file) never reads entries of an older one."""
+    from berth import errors, yamlio
+    from berth.ioc import support
+
+    parts = []
+    for module in (support, yamlio, errors, sys.modules[__name__]):
+        try:
+            st = os.stat(module.__file__ or "")
+            parts.append(f"{st.st_size}:{st.st_mtime_ns}")
+        except (OSError, TypeError):
+            parts.append("?")
+    return "|".join(parts).encode()
+
+
+class _Unpickler(_pickle.Unpickler):
+    def __init__(self, data: Any, file: str):
+        super().__init__(data)
+        self.file = file
+
+    def persistent_load(self, pid: Any) -> Any:
+        if pid == _FILE_ID:
+            return self.file
+        raise _pickle.UnpicklingError(f"unknown persistent id {pid!r}")
+
+    def find_class(self, module: str, name: str) -> Any:
+        if name not in _ALLOWED.get(module, ()):
+            raise _pickle.UnpicklingError(f"{module}.{name} is not allowed in a support cache")
+        return super().find_class(module, name)
+
+
+class SupportCache:
+    """Entries of one cache folder; use `SupportCache.open()`."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        from berth import __version__
+
+        self.salt = b"\0".join((b"berth-support", str(FORMAT).encode(), __version__.encode(),
+                                sys.implementation.cache_tag.encode(), _code_stamp())) + b"\0"
+
+    @classmethod
+    def open(cls) -> SupportCache | None:
+        """The cache, or None when BERTH_NO_CACHE turns it off."""
+        if os.environ.get("BERTH_NO_CACHE", "") not in ("", "0"):
+            return None
+        try:
+            return cls(cache_dir())
+        except Exception:  # e.g. no home folder: no cache
+            return None
+
+    def key(self, content: bytes) -> str:
+        return blake2b(self.salt + content, digest_size=20).hexdigest()
+
+    def path(self, key: str) -> Path:
+        return self.folder / f"{key}{SUFFIX}"
+
+    def get(self, key: str, file: str) -> list[EntityModel] | None:
+        """The models stored under `key`, their locations naming `file`; None when there is
+        no usable entry."""
+        try:
+            fd = os.open(self.path(key), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError:
+            return None
+        try:
+            st = os.fstat(fd)
+            if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+                return None
+            data = os.read(fd, st.st_size)
+            if len(data) != st.st_size:
+                return None
+            collecting = gc.isenabled()
+            gc.disable()  # thousands of new containers: collecting them meanwhile costs ~40%
+            try:
+                models = _Unpickler(io.BytesIO(data), file).load()
+            finally:
+                if collecting:
+                    gc.enable()
+        except Exception:
+            return None
+        finally:
+            os.close(fd)
+        from berth.ioc.support import EntityModel
+
+        if type(models) is not list or not all(type(m) is EntityModel for m in models):
+            return None
+        return models
+
+    def put(self, key: str, file: str, models: list[EntityModel]) -> None:
+        """Store `models` (read from `file`) under `key`; failures are ignored."""
+        try:
+            import pickle
+
+            from berth.fsutil import atomic_write
+
+            class Pickler(pickle.Pickler):
+                def persistent_id(self, obj: Any) -> str | None:
+                    return _FILE_ID if obj is file else None
+
+            buffer = io.BytesIO()
+            Pickler(buffer, protocol=5).dump(models)
+            atomic_write(self.path(key), buffer.getvalue())
+        except Exception:
+            return
+

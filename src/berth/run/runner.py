@@ -1,0 +1,373 @@
+"""The lean process an IOC runs in: `python -m berth.run.runner`.
+
+`berth run` prepares everything, then exec's this module (same PID, so supervisors keep
+tracking it). It imports only what it needs — no typer, jinja or yaml — to keep each IOC small.
+
+    python -m berth.run.runner --name NAME --socket PATH [--after PID:FD] --startup ST_CMD
+    python -m berth.run.runner --name NAME --socket PATH [--after PID:FD] --exec BINARY ...
+
+`--after PID:FD`: process PID (our child, forked by `berth run` before it exec'd us) is still
+building the runtime folder; it writes "1" on pipe FD when done, or exits with an error code.
+Meanwhile the IOC process loads EPICS, then waits; so both overlap.
+
+The process forks. The child runs the IOC with a pseudo-terminal as stdin/stdout/stderr, so the
+IOC shell stays interactive after start-up: either the embedded soft IOC (`--startup`) or a
+Generic IOC binary (`--exec`). The parent is safe as PID 1: it forwards SIGTERM/SIGINT to the
+child, reaps every zombie, copies the IOC's output to its own stdout (the logs) and to every
+console client, passes the keyboard holder's input to the IOC, and exits with the child's code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pty
+import selectors
+import signal
+import sys
+import time
+from pathlib import Path
+
+TYPE_CHECKING = False  # (typing is not imported on the IOC start-up path)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from berth.run.console import ConsoleServer
+
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+KILL_AFTER = 10.0  # seconds between forwarding SIGTERM and SIGKILL
+EXIT_STARTUP_FAILED = 2  # a failing start-up line is a mistake in the user's files
+
+
+def _usage(message: str) -> int:
+    print(f"berth runner: {message}", file=sys.stderr)
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+def _parse(argv: list[str]) -> dict[str, object] | str:
+    opts: dict[str, object] = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--exec":
+            opts["exec"] = argv[i + 1:]
+            break
+        if arg in ("--name", "--socket", "--startup", "--after") and i + 1 < len(argv):
+            opts[arg[2:]] = argv[i + 1]
+            i += 2
+            continue
+        return f"unexpected argument {arg!r}"
+    if not opts.get("socket") or not opts.get("name"):
+        return "--name and --socket are required"
+    if bool(opts.get("exec")) == bool(opts.get("startup")):
+        return "give exactly one of --startup ST_CMD or --exec BINARY [ARG...]"
+    if opts.get("after"):
+        pid, _, fd = str(opts["after"]).partition(":")
+        if not (pid.isdigit() and fd.isdigit()):
+            return "--after takes PID:FD"
+        opts["after"] = (int(pid), int(fd))
+    return opts
+
+
+def _wait_for_go(go_fd: int | None) -> None:
+    """Block until the runtime folder is built; leave quietly if it never will be."""
+    if go_fd is None:
+        return
+    if os.read(go_fd, 1) != b"1":
+        os._exit(0)
+    os.close(go_fd)
+
+
+def _run_embedded(startup: Path, err_fd: int, go_fd: int | None) -> None:
+    """Child: the soft IOC. Never returns."""
+    # Block the stop signals before EPICS starts threads, so every thread inherits the mask and
+    # only the main thread's sigwait sees them (otherwise SIGTERM is lost when this is PID 1).
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    from berth.epics.softioc import SoftIoc
+
+    ioc = SoftIoc()
+    _wait_for_go(go_fd)
+    failure = ioc.run_script(startup)
+    if failure is not None:
+        message = f"berth: {failure}\n".encode()
+        os.write(1, message)
+        os.write(err_fd, message)
+        sys.stdout.flush()
+        os._exit(EXIT_STARTUP_FAILED)
+
+    import threading
+
+    def shell() -> None:
+        ioc.interactive()
+        ioc.exit(0)  # `exit` typed in the shell stops the IOC, as in a softIoc
+
+    threading.Thread(target=shell, name="iocsh", daemon=True).start()
+    signal.sigwait(STOP_SIGNALS)
+    ioc.exit(0)
+    os._exit(0)
+
+
+def _child(opts: dict[str, object], slave_fd: int, err_fd: int, go_fd: int | None) -> None:
+    os.setsid()
+    import fcntl
+    import termios
+
+    fcntl.ioctl(slave_fd, termios.TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(slave_fd, fd)
+    if slave_fd > 2:
+        os.close(slave_fd)
+    try:
+        if opts.get("exec"):
+            argv = [str(a) for a in opts["exec"]]  # type: ignore[attr-defined]
+            _wait_for_go(go_fd)
+            os.execv(argv[0], argv)
+        _run_embedded(Path(str(opts["startup"])), err_fd, go_fd)
+    except BaseException as exc:  # the child must never return into the parent's code
+        os.write(err_fd, f"berth: the IOC could not start: {exc}\n".encode())
+    os._exit(1)
+
+
+def _exit_code(status: int) -> int:
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def _pass_keys_through(fd: int) -> list[Any] | None:
+    """Let the IOC's own terminal (the pty) echo and edit lines, not ours: no local echo, no
+    line buffering. Ctrl-C still signals us (and we stop the IOC). Returns the old settings."""
+    import termios
+
+    try:
+        saved = termios.tcgetattr(fd)
+        changed = termios.tcgetattr(fd)
+        changed[3] &= ~(termios.ECHO | termios.ICANON)
+        termios.tcsetattr(fd, termios.TCSADRAIN, changed)
+    except termios.error:
+        return None
+    return saved
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    with contextlib.suppress(OSError):  # logs going nowhere must not stop the IOC
+        while data:
+            data = data[os.write(fd, data):]
+
+
+class Supervisor:
+    """The parent: event loop over the pty, the console socket and signals."""
+
+    def __init__(self, child: int, master_fd: int, console: ConsoleServer,
+                 builder: tuple[int, int] | None = None, go_fd: int | None = None) -> None:
+        self.child = child
+        self.builder_pid = builder[0] if builder else None
+        self.go_fd = go_fd  # write "1" to let the IOC process run its start-up script
+        self.forced_exit: int | None = None  # the builder's failure code
+        self.stopping = False  # a stop was asked for: the builder's death is no failure
+        self.reaped: dict[int, int] = {}
+        self.master = master_fd
+        self.console = console
+        self.selector = selectors.DefaultSelector()
+        self.exit_status: int | None = None
+        self.kill_at: float | None = None
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        self.wake_r = wake_r
+        signal.set_wakeup_fd(wake_w)
+        for sig in (*STOP_SIGNALS, signal.SIGCHLD, signal.SIGHUP):
+            signal.signal(sig, lambda *_: None)
+        self.selector.register(self.master, selectors.EVENT_READ, "pty")
+        self.selector.register(wake_r, selectors.EVENT_READ, "signal")
+        self.selector.register(console.listener, selectors.EVENT_READ, "listen")
+        if builder is not None:
+            self.selector.register(builder[1], selectors.EVENT_READ, "builder")
+        self.saved_tty: list[Any] | None = None
+        if os.isatty(0):  # `docker run -it` / `kubectl attach`: the terminal types too
+            self.selector.register(0, selectors.EVENT_READ, "stdin")
+            self.saved_tty = _pass_keys_through(0)
+
+    def run(self) -> int:
+        try:
+            return self._loop()
+        finally:
+            if self.saved_tty is not None:
+                import termios
+
+                with contextlib.suppress(termios.error):
+                    termios.tcsetattr(0, termios.TCSADRAIN, self.saved_tty)
+
+    def _loop(self) -> int:
+        while self.exit_status is None:
+            timeout = None if self.kill_at is None else max(0.0, self.kill_at - time.monotonic())
+            self._sync_clients()
+            for key, events in self.selector.select(timeout):
+                self._handle(key, events)
+            if self.kill_at is not None and time.monotonic() >= self.kill_at:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.child, signal.SIGKILL)
+                self.kill_at = None
+        self._drain()
+        self.console.close()
+        if self.forced_exit is not None:
+            return self.forced_exit
+        return _exit_code(self.exit_status)
+
+    def _sync_clients(self) -> None:
+        registered = {k.fd: k for k in self.selector.get_map().values() if k.data == "client"}
+        for fd in set(registered) - set(self.console.clients):
+            self.selector.unregister(fd)
+        want_write = set(self.console.wants_write())
+        for fd in self.console.clients:
+            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if fd in want_write else 0)
+            if fd not in registered:
+                self.selector.register(fd, events, "client")
+            elif registered[fd].events != events:
+                self.selector.modify(fd, events, "client")
+
+    def _handle(self, key: selectors.SelectorKey, events: int) -> None:
+        if key.data == "pty":
+            self._read_pty()
+        elif key.data == "signal":
+            self._signals()
+        elif key.data == "builder":
+            self._builder_done(key.fd)
+        elif key.data == "listen":
+            self.console.accept()
+        elif key.data == "stdin":
+            data = b""
+            with contextlib.suppress(OSError):
+                data = os.read(0, 4096)
+            if data:
+                _write_all(self.master, data)
+            else:
+                self.selector.unregister(0)
+        elif key.data == "client":
+            if events & selectors.EVENT_WRITE:
+                self.console.writable(key.fd)
+            if events & selectors.EVENT_READ:
+                data = self.console.readable(key.fd)
+                if data:
+                    _write_all(self.master, data)
+
+    def _builder_done(self, fd: int) -> None:
+        """The runtime folder is built (go), or its builder failed (stop with its code)."""
+        status = b""
+        with contextlib.suppress(OSError):
+            status = os.read(fd, 1)
+        self.selector.unregister(fd)
+        os.close(fd)
+        code = None
+        if self.builder_pid is not None:  # it exits right after reporting: reap it now
+            code = self.reaped.pop(self.builder_pid, None)
+            if code is None:
+                with contextlib.suppress(ChildProcessError):
+                    code = os.waitpid(self.builder_pid, 0)[1]
+        if status == b"1" and self.go_fd is not None:
+            _write_all(self.go_fd, b"1")
+        elif self.builder_pid is not None and not self.stopping:
+            self.forced_exit = _exit_code(code) if code is not None else 1
+        self._release_ioc()
+
+    def _release_ioc(self) -> None:
+        """Closing the go pipe without "1" makes a waiting IOC process leave quietly."""
+        if self.go_fd is not None:
+            os.close(self.go_fd)
+            self.go_fd = None
+
+    def _read_pty(self) -> bool:
+        try:
+            data = os.read(self.master, 65536)
+        except OSError:  # EIO: the child closed its side (exited)
+            data = b""
+        if not data:
+            self.selector.unregister(self.master)
+            self._wait_child(block=True)
+            return False
+        _write_all(1, data)
+        self.console.broadcast(data)
+        return True
+
+    def _drain(self) -> None:
+        """Forward what the IOC wrote before it exited."""
+        os.set_blocking(self.master, False)
+        with contextlib.suppress(OSError):
+            while True:
+                data = os.read(self.master, 65536)
+                if not data:
+                    break
+                _write_all(1, data)
+                self.console.broadcast(data)
+
+    def _signals(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            received = os.read(self.wake_r, 256)
+            for number in received:
+                if number in STOP_SIGNALS:
+                    self.stopping = True
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(self.child, signal.SIGTERM)
+                    if self.builder_pid is not None and self.go_fd is not None:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(self.builder_pid, signal.SIGTERM)
+                        self._release_ioc()
+                    if self.kill_at is None:
+                        self.kill_at = time.monotonic() + KILL_AFTER
+        self._wait_child(block=False)
+
+    def _wait_child(self, block: bool) -> None:
+        """Reap every exited process (we may be PID 1); note our IOC's status."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, 0 if block else os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid == self.child:
+                self.exit_status = status
+                return
+            self.reaped[pid] = status
+
+
+def main(argv: list[str] | None = None) -> int:
+    parsed = _parse(sys.argv[1:] if argv is None else argv)
+    if isinstance(parsed, str):
+        return _usage(parsed)
+    opts = parsed
+    err_fd = os.dup(2)
+    master_fd, slave_fd = pty.openpty()
+    builder = opts.get("after")
+    go_r, go_w = os.pipe() if builder else (None, None)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The IOC process is forked first, so that it loads EPICS while this one sets up the console
+    # (importing socket).
+    child = os.fork()
+    if child == 0:
+        os.close(master_fd)
+        if go_w is not None:
+            os.close(go_w)
+            os.close(builder[1])  # type: ignore[index]
+        _child(opts, slave_fd, err_fd, go_r)
+    os.close(slave_fd)
+    os.close(err_fd)
+    if go_r is not None:
+        os.close(go_r)
+    from berth.run.console import ConsoleServer
+
+    try:
+        console = ConsoleServer(Path(str(opts["socket"])), str(opts["name"]))
+    except BaseException:  # no console: the IOC must not run (it waits for its go, or starts)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(child, 0)
+        raise
+    return Supervisor(child, master_fd, console, builder, go_w).run()  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

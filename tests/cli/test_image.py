@@ -1,0 +1,76 @@
+"""The soft-IOC Generic IOC image: built without a registry, minimal at run time."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from berth.image import debian_mirror
+from berth.tools.engine import Engine
+from containers import (  # noqa: F401 - fixtures
+    engine_fixture,
+    loopback_epics_fixture,
+    softioc_image_fixture,
+)
+
+MAX_RUNTIME_BYTES = 300_000_000
+
+# the first test also waits for the session's image build (debootstrap: 1-3 minutes)
+pytestmark = pytest.mark.timeout(900)
+
+
+def test_mirror_read_from_deb822_sources(tmp_path: Path) -> None:
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list.d" / "debian.sources").write_text(
+        "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\n"
+        "Components: main\n\nTypes: deb\nURIs: http://mirror.example/debian-security\n"
+        "Suites: bookworm-security\nComponents: main\n")
+    assert debian_mirror(tmp_path) == "http://mirror.example/debian"
+
+
+def test_mirror_read_from_one_line_sources(tmp_path: Path) -> None:
+    (tmp_path / "sources.list").write_text(
+        "# local mirror\ndeb [arch=amd64] http://apt.example/debian bookworm main\n"
+        "deb http://apt.example/debian-security bookworm-security main\n")
+    assert debian_mirror(tmp_path) == "http://apt.example/debian"
+
+
+def test_runtime_stage_holds_no_compiler(engine: Engine, softioc_image: str) -> None:
+    result = subprocess.run(engine.argv("run", "--rm", softioc_image, "sh", "-c",
+                                        "command -v gcc cc"), capture_output=True, text=True)
+    assert result.returncode != 0, f"compiler found in the runtime image: {result.stdout}"
+    # ... while berth and the embedded EPICS runtime are there
+    check = subprocess.run(engine.argv("run", "--rm", softioc_image, "python3", "-c",
+                                       "import berth, epicscorelibs, pvxslibs; print('ok')"),
+                           capture_output=True, text=True)
+    assert check.stdout.strip() == "ok", check.stderr
+
+
+def test_image_starts_berth_run_on_the_config_folder(engine: Engine,
+                                                     softioc_image: str) -> None:
+    config = json.loads(engine.run("image", "inspect", "--format", "{{json .Config}}",
+                                   softioc_image).stdout)
+    assert config["Cmd"] == ["berth", "run", "/epics/ioc/config"]
+    assert "RUNTIME_DIR=/epics/runtime" in config["Env"]
+
+
+def test_runtime_image_size_is_within_target(engine: Engine, softioc_image: str) -> None:
+    size = engine.image_size(softioc_image)
+    assert 0 < size <= MAX_RUNTIME_BYTES, f"{size / 1e6:.0f} MB"
+
+
+def test_build_is_skipped_when_the_image_is_up_to_date(engine: Engine,
+                                                       softioc_image: str) -> None:
+    from berth.image import SOURCE_LABEL, project_root, source_hash
+    from conftest import run_berth
+
+    if engine.image_label(softioc_image, SOURCE_LABEL) != source_hash(project_root()):
+        pytest.skip("berth's sources changed since the session built the image")
+    result = run_berth("image", "build", "--json", timeout=900)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["up_to_date"] is True
+    assert report["timings"]["total"] < 10
