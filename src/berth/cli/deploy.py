@@ -17,6 +17,7 @@ from berth.cli.common import print_json, print_table
 
 if TYPE_CHECKING:
     from berth.deploy import Backend, InstanceStatus, Release
+    from berth.errors import Problem
 
 RepoOpt = Annotated[
     Path | None,
@@ -36,12 +37,27 @@ TargetOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 NameArg = Annotated[str, typer.Argument(help="Instance name (a folder under services/).")]
 VersionArg = Annotated[str | None, typer.Argument(help="Version (a git tag).")]
+AllOpt = Annotated[bool, typer.Option(
+    "--all", help="Every repository known to the state folder, not only this one.")]
+ForceOpt = Annotated[bool, typer.Option(
+    "--force", help="Deploy without running the checks of `berth check` first.")]
 
 
-def _backend(backend: str, repo: Path | None, target: str | None) -> Backend:
-    from berth.deploy import get_backend
+def _backend(backend: str, repo: Path | None, target: str | None, all_repos: bool = False,
+             latest: bool = False, force: bool = False) -> Backend:
+    from berth.deploy import VerbOptions, get_backend
 
-    return get_backend(backend, repo, target)
+    if force:
+        print("berth: --force: deploying without the checks of `berth check`", file=sys.stderr)
+    options = VerbOptions(all_repos=all_repos, latest=latest, force=force, preflight=_preflight)
+    return get_backend(backend, repo, target, options)
+
+
+def _preflight(release: Path, name: str) -> list[Problem]:
+    """`berth check` of one instance of a release folder (what deploys run first)."""
+    from berth.check import check_repo
+
+    return check_repo(release, [name]).problems
 
 
 def _releases(releases: list[Release], as_json: bool) -> None:
@@ -120,9 +136,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one short function per v
 
     @app.command()
     def ps(repo: RepoOpt = None, backend: BackendOpt = "local", target: TargetOpt = None,
-           as_json: JsonOpt = False) -> None:
-        """Show every instance: state, version, pid, uptime, restarts."""
-        rows = _backend(backend, repo, target).ps()
+           as_json: JsonOpt = False, all_repos: AllOpt = False) -> None:
+        """Show the repository's instances: state, version, pid, uptime, restarts."""
+        rows = _backend(backend, repo, target, all_repos).ps()
         if as_json:
             print_json([r.to_json() for r in rows])
         else:
@@ -131,18 +147,18 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one short function per v
     @app.command()
     def deploy(name: NameArg, version: VersionArg = None, repo: RepoOpt = None,
                backend: BackendOpt = "local", target: TargetOpt = None,
-               as_json: JsonOpt = False) -> None:
+               as_json: JsonOpt = False, force: ForceOpt = False) -> None:
         """Deploy a version of an instance (default: its latest tag, or the working copy when
-        the repository has no tags)."""
-        _releases([_backend(backend, repo, target).deploy(name, version)], as_json)
+        the repository has no tags), after checking it."""
+        _releases([_backend(backend, repo, target, force=force).deploy(name, version)], as_json)
 
     @app.command("deploy-local")
     def deploy_local(folder: Annotated[Path, typer.Argument(help="services/<name> folder.")],
                      backend: BackendOpt = "local", target: TargetOpt = None,
-                     as_json: JsonOpt = False) -> None:
-        """Deploy an instance from a working copy (not a tag)."""
+                     as_json: JsonOpt = False, force: ForceOpt = False) -> None:
+        """Deploy an instance from a working copy (not a tag), after checking it."""
         root = folder.resolve().parent.parent
-        _releases([_backend(backend, root, target).deploy_local(folder)], as_json)
+        _releases([_backend(backend, root, target, force=force).deploy_local(folder)], as_json)
 
     @app.command()
     def start(name: NameArg, repo: RepoOpt = None, backend: BackendOpt = "local",
@@ -206,9 +222,11 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one short function per v
     @app.command()
     def rollback(name: NameArg, version: VersionArg = None, repo: RepoOpt = None,
                  backend: BackendOpt = "local", target: TargetOpt = None,
-                 as_json: JsonOpt = False) -> None:
-        """Go back to an earlier deployed version (default: the previous one)."""
-        _releases([_backend(backend, repo, target).rollback(name, version)], as_json)
+                 as_json: JsonOpt = False, force: ForceOpt = False) -> None:
+        """Go back to an earlier deployed version (default: the previous one); it stays there
+        until the next `deploy`."""
+        _releases([_backend(backend, repo, target, force=force).rollback(name, version)],
+                  as_json)
 
     @app.command()
     def history(name: NameArg, repo: RepoOpt = None, backend: BackendOpt = "local",
@@ -218,15 +236,21 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one short function per v
 
     @app.command()
     def up(repo: RepoOpt = None, backend: BackendOpt = "local", target: TargetOpt = None,
-           as_json: JsonOpt = False) -> None:
-        """Deploy and start every IOC instance of the repository."""
-        _releases(_backend(backend, repo, target).up(), as_json)
+           as_json: JsonOpt = False, all_repos: AllOpt = False,
+           latest: Annotated[bool, typer.Option(
+               "--latest", help="Also move deployed instances to their latest version.")]
+           = False, force: ForceOpt = False) -> None:
+        """Start the repository's instances as deployed; deploy (checked) those never deployed.
+        Deployed instances keep their version unless --latest."""
+        _releases(_backend(backend, repo, target, all_repos, latest, force).up(), as_json)
 
     @app.command()
     def down(repo: RepoOpt = None, backend: BackendOpt = "local",
-             target: TargetOpt = None) -> None:
-        """Stop every instance."""
-        _backend(backend, repo, target).down()
+             target: TargetOpt = None, all_repos: AllOpt = False) -> None:
+        """Stop the repository's instances (--all: every instance of the state folder)."""
+        stopped = _backend(backend, repo, target, all_repos).down()
+        if stopped is not None:
+            print("\n".join(f"stopped {name}" for name in stopped) or "nothing was running")
 
     @app.command()
     def template(name: NameArg, version: VersionArg = None, repo: RepoOpt = None,

@@ -6,10 +6,17 @@ backend. Backends raise `berth.errors.BerthError` for anything the user got wron
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from berth.errors import Problem
+
+# The checks a deploy runs before it replaces anything: (release root, instance name) → the
+# problems found (`berth check`'s own code, passed in by the CLI: check sits above deploy).
+Preflight = Callable[[Path, str], "list[Problem]"]
 
 
 @dataclass
@@ -44,6 +51,16 @@ class Release:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class VerbOptions:
+    """How the verbs of one command apply (the CLI's --all, --latest, --force)."""
+
+    all_repos: bool = False  # ps/up/down: every repository known to the state folder
+    latest: bool = False  # up: move deployed instances to their latest version too
+    force: bool = False  # deploy/up/rollback: skip the pre-flight checks
+    preflight: Preflight | None = None  # None: nothing to check with (e.g. library use)
+
+
 class Backend(Protocol):
     """Operator verbs. `service` is an instance name (a folder under `services/`)."""
 
@@ -62,25 +79,30 @@ class Backend(Protocol):
     def rollback(self, service: str, version: str | None = None) -> Release: ...
     def history(self, service: str) -> list[Release]: ...
     def up(self) -> list[Release]: ...
-    def down(self) -> None: ...
+    def down(self) -> list[str] | None: ...  # the instances it stopped, when the backend knows
     def template(self, service: str, version: str | None = None) -> str: ...
 
 
 BACKENDS = ("local", "compose", "k8s", "argocd")
 
 
-def get_backend(name: str, repo: Path | None, target: str | None = None) -> Backend:
+def get_backend(name: str, repo: Path | None, target: str | None = None,
+                options: VerbOptions | None = None) -> Backend:
     """Construct a backend by name; each backend module is imported only when chosen."""
     from berth.errors import BerthError
 
+    options = options or VerbOptions()
     if name == "local":
         from berth.deploy.local import backend as local
 
-        return local.create(repo, target)
+        return local.create(repo, target, options)
     if name == "compose":
         from berth.deploy.compose import backend as compose
 
-        return compose.create(repo, target)
+        return compose.create(repo, target, options)
+    if options.all_repos or options.latest:
+        flag = "--all" if options.all_repos else "--latest"
+        raise BerthError(f"{flag} is not supported by the {name} backend")
     if name == "k8s":
         from berth.deploy.kube import k8s
 
@@ -90,3 +112,29 @@ def get_backend(name: str, repo: Path | None, target: str | None = None) -> Back
 
         return argocd.create(repo, target)
     raise BerthError(f"unknown backend '{name}': expected one of {', '.join(BACKENDS)}")
+
+
+def preflight_release(options: VerbOptions, release: Path, name: str, shown_as: str) -> None:
+    """Run the pre-flight checks on instance `name` of `release`; an error listing every
+    problem (their files named as in `shown_as`, the repository the user knows) when any is
+    an error. Nothing to do with --force or without a checker."""
+    from berth.errors import BerthError, Location, Problem
+
+    if options.force or options.preflight is None:
+        return
+    errors = [p for p in options.preflight(release, name) if p.severity == "error"]
+    if not errors:
+        return
+    old = str(release)
+
+    def shown(problem: Problem) -> Problem:
+        loc = problem.location
+        where = Location(str(loc.file).replace(old, shown_as), loc.line, loc.column) \
+            if loc.file else loc
+        return Problem(problem.message.replace(old, shown_as), where, problem.entity,
+                       problem.field, problem.severity)
+
+    raise BerthError([shown(p) for p in errors] + [Problem(
+        f"'{name}' not deployed: the checks found {len(errors)} error(s); what runs is "
+        "unchanged (--force deploys anyway)", entity=name)])
+

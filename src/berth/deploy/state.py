@@ -3,7 +3,8 @@
 Layout under the state dir (`BERTH_STATE_DIR`, else `$XDG_STATE_HOME/berth`, else
 `~/.local/state/berth`):
 
-    state.json                      desired state: per instance its release, version, started?
+    state.json                      desired state: per instance its repository, release history,
+                                    current release, started?, pinned (by a rollback)?
     lock                            fcntl lock serialising berth commands
     supervisord.conf, programs/     generated supervisord configuration
     supervisord.log, .pid, .sock    the supervisor itself
@@ -22,12 +23,13 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from berth.deploy import Release
 from berth.errors import BerthError, Location, Problem
 from berth.fsutil import atomic_write
 
@@ -59,15 +61,83 @@ class Deployment:
 
 @dataclass
 class InstanceState:
+    """The desired state of one instance, and its history: the one rule set for recording
+    deployments and choosing rollback targets, shared by every backend that keeps local state."""
+
     name: str
     started: bool = True  # desired: running or stopped
     current: int = -1  # index into history of the deployed release
     history: list[Deployment] = field(default_factory=list)
     runs_base: int = 0  # the launcher's run count when berth last started it on purpose
+    repo: str = ""  # the services repository it was deployed from ("" in older state files)
+    pinned: bool = False  # rolled back: `up --latest` leaves it alone until the next deploy
 
     @property
     def deployment(self) -> Deployment | None:
         return self.history[self.current] if 0 <= self.current < len(self.history) else None
+
+    def belongs_to(self, repo: Path, names: Iterable[str] = ()) -> bool:
+        """Whether the instance is one of repository `repo` (resolved). An entry of an older
+        state file, which has no repository, belongs to the repository holding its name."""
+        if self.repo:
+            return self.repo == str(repo)
+        return self.name in names
+
+    def claim(self, repo: Path, state_file: Path) -> None:
+        """Make the instance one of `repo`; an error when another repository deployed it, since
+        instance names are unique per state folder."""
+        if self.repo and self.repo != str(repo):
+            raise BerthError(Problem(
+                f"instance '{self.name}' is already deployed from repository {self.repo}: "
+                "instance names are unique per state folder; delete it first "
+                f"(berth delete {self.name}) or use another state folder (-t)",
+                Location(state_file), entity=self.name))
+        self.repo = str(repo)
+
+    def record(self, version: str, release: Path, note: str,
+               pin: bool = False) -> tuple[Release, bool]:
+        """Make `release` the deployed one and start it; returns (history entry, whether the
+        release changed). Deploying the current release again changes nothing but `started`.
+        A deploy unpins; a rollback (`pin`) pins."""
+        self.started = True
+        self.pinned = pin
+        current = self.deployment
+        if current is not None and current.release == str(release):
+            return self._release(self.current), False
+        self.history.append(Deployment(version, str(release), now_iso(), note))
+        self.current = len(self.history) - 1
+        return self._release(self.current), True
+
+    def rollback_target(self, version: str | None) -> tuple[Deployment, str]:
+        """The deployment a rollback goes back to (the latest earlier entry of another version,
+        or of `version`) and the note to record; an error when there is none or its release
+        folder is gone."""
+        current = self.deployment
+        earlier = self.history[: self.current] if self.current >= 0 else list(self.history)
+        target = next((entry for entry in reversed(earlier)
+                       if (entry.version == version if version is not None
+                           else current is None or entry.version != current.version)), None)
+        if target is None:
+            if version is None:
+                raise BerthError(Problem(f"'{self.name}' has no earlier version to roll back to",
+                                         entity=self.name))
+            known = ", ".join(dict.fromkeys(d.version for d in self.history))
+            raise BerthError(Problem(f"version '{version}' of '{self.name}' was never deployed "
+                                     f"here (deployed: {known})", entity=self.name))
+        if not Path(target.release).is_dir():
+            raise BerthError(Problem(f"release folder of {target.version} is gone",
+                                     Location(Path(target.release)), entity=self.name))
+        note = f"rollback from {current.version}" if current else "rollback"
+        return target, note
+
+    def releases(self) -> list[Release]:
+        """The history as `berth history` shows it, oldest first."""
+        return [self._release(i) for i in range(len(self.history))]
+
+    def _release(self, index: int) -> Release:
+        entry = self.history[index]
+        return Release(self.name, entry.version, entry.deployed_at, index == self.current,
+                       entry.note)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> InstanceState:
@@ -78,6 +148,8 @@ class InstanceState:
             current=int(data.get("current", -1)),
             history=history,
             runs_base=int(data.get("runs_base", 0)),
+            repo=str(data.get("repo", "")),
+            pinned=bool(data.get("pinned", False)),
         )
 
 

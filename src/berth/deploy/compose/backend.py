@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from berth.deploy import InstanceStatus, Release
+from berth.deploy import InstanceStatus, Release, VerbOptions, preflight_release
 from berth.deploy import releases as local_release
 from berth.deploy.compose.spec import (
     ContainerSpec,
@@ -33,26 +33,23 @@ from berth.deploy.compose.spec import (
     spec_from_helm,
 )
 from berth.deploy.services import Service, ServicesRepo
-from berth.deploy.state import (
-    Deployment,
-    InstanceState,
-    StateDir,
-    default_state_dir,
-    now_iso,
-)
+from berth.deploy.state import InstanceState, StateDir, default_state_dir
 from berth.errors import BerthError, Location, Problem
 from berth.tools.engine import Engine, detect
 
 
-def create(repo: Path | None, target: str | None = None) -> ComposeBackend:
-    return ComposeBackend(repo, target)
+def create(repo: Path | None, target: str | None = None,
+           options: VerbOptions | None = None) -> ComposeBackend:
+    return ComposeBackend(repo, target, options=options)
 
 
 class ComposeBackend:
     name = "compose"
 
     def __init__(self, repo: Path | None, target: str | None = None,
-                 engine: Engine | None = None, state_dir: Path | None = None):
+                 engine: Engine | None = None, state_dir: Path | None = None,
+                 options: VerbOptions | None = None):
+        self.options = options or VerbOptions()
         self.repo_root = Path(repo).resolve() if repo else None
         # For the compose layout the target names the profiles to run (comma separated).
         profiles = target or os.environ.get("COMPOSE_PROFILES", "")
@@ -120,9 +117,7 @@ class ComposeBackend:
         return rows
 
     def history(self, service: str) -> list[Release]:
-        state = self._known(self.state.load(), service)
-        return [Release(service, d.version, d.deployed_at, i == state.current, d.note)
-                for i, d in enumerate(state.history)]
+        return self._known(self.state.load(), service).releases()
 
     def template(self, service: str, version: str | None = None) -> str:
         """The `docker run` command line, and the same container as a compose file, for the
@@ -185,36 +180,18 @@ class ComposeBackend:
         return self._install(name, label, release, f"working copy of {repo.root}")
 
     def rollback(self, service: str, version: str | None = None) -> Release:
-        state = self._known(self.state.load(), service)
-        current = state.deployment
-        earlier = state.history[: state.current] if state.current >= 0 else list(state.history)
-        target = None
-        for entry in reversed(earlier):
-            if version is None and (current is None or entry.version != current.version) or (
-                    version is not None and entry.version == version):
-                target = entry
-                break
-        if target is None:
-            if version is None:
-                raise BerthError(Problem(f"'{service}' has no earlier version to roll back to",
-                                         entity=service))
-            known = ", ".join(dict.fromkeys(d.version for d in state.history))
-            raise BerthError(Problem(f"version '{version}' of '{service}' was never deployed "
-                                     f"here (deployed: {known})", entity=service))
-        release = Path(target.release)
-        if not release.is_dir():
-            raise BerthError(Problem(f"release folder of {target.version} is gone",
-                                     Location(release), entity=service))
-        note = f"rollback from {current.version}" if current else "rollback"
-        return self._install(service, target.version, release, note, force=True)
+        target, note = self._known(self.state.load(), service).rollback_target(version)
+        return self._install(service, target.version, Path(target.release), note, force=True)
 
     def _known(self, instances: dict[str, InstanceState], name: str) -> InstanceState:
         return self.state.known(instances, name, "with the compose backend")
 
     def _install(self, name: str, version: str, release: Path, note: str,
-                 force: bool = False) -> Release:
-        """Run `release` in the instance's container (replacing it when the release changed)
-        and record it; deploying the current release again only makes sure it runs."""
+                 force: bool = False, keep_pin: bool = False) -> Release:
+        """Run `release` in the instance's container (replacing it when the release changed,
+        after the pre-flight checks) and record it; deploying the current release again only
+        makes sure it runs (and unpins, unless `keep_pin`). `force`: replace the container
+        even so (a rollback, which pins)."""
         service = ServicesRepo.load(release).service(name)
         spec = self.spec_for(service, version, release)
         with self.state.locked():
@@ -224,16 +201,18 @@ class ComposeBackend:
             if not force and current is not None and current.release == str(release):
                 self._ensure_running(spec)
                 state.started = True
+                state.pinned = state.pinned and keep_pin
                 self.state.save(instances)
-                return Release(name, current.version, current.deployed_at, True, current.note)
+                return state.releases()[state.current]
+            shown = str(self.repo_root or release)
+            if not version.startswith(local_release.LOCAL_PREFIX):
+                shown += f"@{version}"
+            preflight_release(self.options, release, name, shown)
             self._check_image(spec)
             self._replace_container(spec)
-            deployment = Deployment(version, str(release), now_iso(), note)
-            state.history.append(deployment)
-            state.current = len(state.history) - 1
-            state.started = True
+            entry, _changed = state.record(version, release, note, pin=force)
             self.state.save(instances)
-        return Release(name, version, deployment.deployed_at, True, note)
+        return entry
 
     def _ensure_running(self, spec: ContainerSpec) -> None:
         """Start the container, creating it when it is missing or when its image tag now
@@ -348,10 +327,19 @@ class ComposeBackend:
         return self.engine.call("exec", *flags, container, *(list(command) or ["sh"]))
 
     def up(self) -> list[Release]:
-        """Run every IOC of the repository at its latest tag, else its working copy."""
+        """Run every IOC of the repository as deployed; those never deployed at their latest
+        tag, else the working copy. `--latest` moves deployed ones too, except those pinned by
+        a rollback."""
         repo = self.repo
+        instances = self.state.load()
         results: list[Release] = []
         for name in sorted(self.runnable(repo)):
+            st = instances.get(name)
+            current = st.deployment if st else None
+            if st is not None and current is not None and (not self.options.latest or st.pinned):
+                results.append(self._install(name, current.version, Path(current.release),
+                                             current.note, keep_pin=True))
+                continue
             label, release, note = self._make_release(repo, name, None)
             results.append(self._install(name, label, release, note))
         return results

@@ -1,10 +1,15 @@
 """The local backend: every IOC instance of a beamline on this machine, under supervisord.
 
-Desired state (which release each instance runs, started or stopped) lives in the state dir
-(`local_state`); supervisord's config is derived from it (`local_supervisor`), so after a crash
-of supervisord or a reboot the instances come back as they were. A deployment is an immutable
-release folder (`local_release`); each instance runs `berth run <release>/services/<name>/config`
-through a tiny launcher (`local_launch`) that counts runs and marks the log between runs.
+Desired state (which repository, which release each instance runs, started or stopped) lives
+in the state dir (`deploy.state`); supervisord's config is derived from it (`supervisor`), so
+after a crash of supervisord or a reboot the next command that changes anything (or systemd)
+brings the instances back as they were; commands that only read never start it. A deployment is
+an immutable release folder (`deploy.releases`), checked first (`VerbOptions.preflight`); each
+instance runs `berth run <release>/services/<name>/config` through a tiny launcher
+(`launcher`) that counts runs and marks the log between runs.
+
+`ps`, `up` and `down` apply to one repository's instances (`--all`: every repository of the
+state folder); instance names are unique per state folder.
 
 Which images run here: berth's own soft-IOC image (`EMBEDDED_IMAGES`, any tag) on the embedded
 runtime; any other image only when `BERTH_IOC_MAP` maps it to a local Generic IOC folder
@@ -24,16 +29,16 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from berth.deploy import InstanceStatus, Release
+from berth.deploy import InstanceStatus, Release, VerbOptions, preflight_release
 from berth.deploy import releases as local_release
 from berth.deploy.local import supervisor as local_supervisor
 from berth.deploy.services import Service, ServicesRepo
-from berth.deploy.state import Deployment, InstanceState, StateDir, default_state_dir
-from berth.deploy.state import now_iso as _now
+from berth.deploy.state import InstanceState, StateDir, default_state_dir
 from berth.errors import BerthError, Location, Problem
 from berth.fsutil import atomic_write
 
@@ -105,15 +110,21 @@ def runner_command() -> list[str]:
 class LocalBackend:
     name = "local"
 
-    def __init__(self, repo: Path | None, state_dir: Path | None = None):
+    def __init__(self, repo: Path | None, state_dir: Path | None = None,
+                 options: VerbOptions | None = None):
         self.repo_path = Path(repo) if repo else Path.cwd()
         self.state = StateDir(state_dir or default_state_dir())
+        self.options = options or VerbOptions()
+        self._loaded: ServicesRepo | None = None
 
     # -- helpers ----------------------------------------------------------------------------
     def _repo(self) -> ServicesRepo:
-        return ServicesRepo.load(self.repo_path)
+        if self._loaded is None:
+            self._loaded = ServicesRepo.load(self.repo_path)
+        return self._loaded
 
     def _ioc(self, repo: ServicesRepo, name: str) -> Service:
+        """The IOC instance `name` of `repo`, runnable here; an error otherwise."""
         service = repo.service(name)
         if not SAFE_NAME.match(name):  # it becomes a supervisord section and file names
             raise BerthError(Problem(f"instance name '{name}' has characters the local backend "
@@ -122,10 +133,36 @@ class LocalBackend:
         if not service.is_ioc:
             raise BerthError(Problem(f"'{name}' is not an IOC instance (no ioc-instance values)",
                                      Location(service.values_file), entity=name))
+        how = how_to_run(service)
+        if not how.runnable:
+            raise BerthError(Problem(f"not runnable here: {how.reason}",
+                                     Location(service.values_file), entity=name, field="image"))
         return service
 
     def _known(self, instances: dict[str, InstanceState], name: str) -> InstanceState:
         return self.state.known(instances, name)
+
+    def _scope(self, instances: dict[str, InstanceState]
+               ) -> tuple[dict[str, InstanceState], ServicesRepo | None]:
+        """The instances a ps/up/down applies to (this repository's, or with --all every one
+        of the state folder), and this repository when it can be read."""
+        try:
+            repo: ServicesRepo | None = self._repo()
+        except BerthError as err:
+            if self.options.all_repos:
+                return dict(instances), None
+            root = str(self.repo_path.resolve())
+            mine = {n: st for n, st in instances.items() if st.repo == root}
+            if mine:  # the repository went away or broke: its deployed instances still count
+                return mine, None
+            raise BerthError([*err.problems, Problem(
+                "give the services repository (-r, BERTH_REPO or the current directory), or "
+                "--all for every repository of the state folder")]) from None
+        assert repo is not None
+        if self.options.all_repos:
+            return dict(instances), repo
+        return {n: st for n, st in instances.items()
+                if st.belongs_to(repo.root, repo.services)}, repo
 
     def _launch_spec(self, name: str, release: Path, version: str) -> dict[str, Any]:
         service = ServicesRepo.load(release).service(name)
@@ -142,6 +179,9 @@ class LocalBackend:
                 "--ioc-name", name, "--console-socket", str(socket_path)]
         if how.ioc_dir is not None:
             argv += ["--ioc-dir", str(how.ioc_dir)]
+        # The IOC's environment comes from the repository (global and instance `env`) plus
+        # berth's own variables; the launcher adds it to supervisord's, which holds no EPICS_*
+        # of whoever started it (local_supervisor.clean_environment).
         env = dict(service.environment)
         prefix = service.instance_values.get("prefix")
         env.setdefault("IOC_PREFIX", str(prefix) if prefix else name.upper())
@@ -163,6 +203,7 @@ class LocalBackend:
 
     def _apply(self, instances: dict[str, InstanceState], restart: Sequence[str] = ()) -> None:
         """Save the desired state, bring supervisord's config in line and (re)start what must.
+        A supervisor that is not running is started only when an instance should run.
 
         `restart`: instances whose release changed while their program did not, so they need an
         explicit restart to pick it up."""
@@ -182,6 +223,9 @@ class LocalBackend:
             if path.stem not in instances:
                 path.unlink()
         self.state.save(instances)
+        if not any(st.started for st in instances.values()) and \
+                not local_supervisor.is_running(self.state):
+            return
         rpc = local_supervisor.ensure_running(self.state)
         local_supervisor.update(rpc)
         info = local_supervisor.process_info(rpc)
@@ -199,47 +243,55 @@ class LocalBackend:
                 local_supervisor.start(rpc, st.name)
         self.state.save(instances)
 
-    def _record(self, instances: dict[str, InstanceState], name: str, version: str,
-                release: Path, note: str) -> tuple[Release, bool]:
-        """Make `release` the deployed one; returns (history entry, whether it changed)."""
+    def _install(self, instances: dict[str, InstanceState], name: str, root: Path,
+                 version: str, release: Path, note: str, pin: bool = False
+                 ) -> tuple[Release, bool]:
+        """Make `release` (of repository `root`) the deployed release of `name`; returns
+        (history entry, whether it changed). The caller has run the checks."""
         st = instances.setdefault(name, InstanceState(name))
-        current = st.deployment
-        if current is not None and current.release == str(release):
-            st.started = True
-            return Release(name, current.version, current.deployed_at, True, current.note), False
-        self._write_launch(name, self._launch_spec(name, release, version))
-        entry = Deployment(version, str(release), _now(), note)
-        st.history.append(entry)
-        st.current = len(st.history) - 1
-        st.started = True
-        return Release(name, version, entry.deployed_at, True, note), True
+        st.claim(root, self.state.state_file)
+        if not _is_current(st, release):
+            spec = self._launch_spec(name, release, version)
+            entry, changed = st.record(version, release, note, pin)
+            self._write_launch(name, spec)
+            return entry, changed
+        return st.record(version, release, note, pin)
 
-    def _ensure_supervisor(self) -> Any:
-        if local_supervisor.is_running(self.state):
-            return local_supervisor.proxy(self.state.supervisor_socket)
-        with self.state.locked():
-            instances = self.state.load()
-            for st in instances.values():
-                local_supervisor.write_program(self.state, st.name, st.started)
-            return local_supervisor.ensure_running(self.state)
+    def _check(self, instances: dict[str, InstanceState], name: str, release: Path,
+               shown_as: str) -> None:
+        """The pre-flight checks, unless `release` is what already runs (nothing changes)."""
+        st = instances.get(name)
+        if st is None or not _is_current(st, release):
+            preflight_release(self.options, release, name, shown_as)
 
     # -- verbs ------------------------------------------------------------------------------
     def ps(self) -> list[InstanceStatus]:
-        rpc = self._ensure_supervisor()
-        info = local_supervisor.process_info(rpc)
-        instances = self.state.load()
-        rows: list[InstanceStatus] = []
-        for name, st in sorted(instances.items()):
-            rows.append(self._status(st, info.get(name)))
-        rows += self._undeployed(set(instances))
+        """This repository's instances (every repository's with --all). Reads only: with no
+        supervisor running, every deployed instance is shown stopped."""
+        everything = self.state.load()
+        instances, repo = self._scope(everything)
+        info: dict[str, dict[str, Any]] | None = None
+        if local_supervisor.is_running(self.state):
+            info = local_supervisor.process_info(
+                local_supervisor.proxy(self.state.supervisor_socket))
+        rows = [self._status(st, info) for _name, st in sorted(instances.items())]
+        if repo is not None:
+            rows += self._undeployed(repo, set(everything))
         return rows
 
-    def _status(self, st: InstanceState, info: dict[str, Any] | None) -> InstanceStatus:
+    def _status(self, st: InstanceState, processes: dict[str, dict[str, Any]] | None
+                ) -> InstanceStatus:
         deployment = st.deployment
         version = deployment.version if deployment else None
         restarts = max(0, self.state.runs(st.name) - st.runs_base - 1)
         extra = {"desired": "started" if st.started else "stopped",
-                 "release": deployment.release if deployment else None}
+                 "release": deployment.release if deployment else None,
+                 "repo": st.repo or None, "pinned": st.pinned}
+        if processes is None:
+            reason = "the supervisor is not running (berth up starts it)" if st.started else ""
+            return InstanceStatus(st.name, "stopped", version, None, None, restarts, reason,
+                                  extra)
+        info = processes.get(st.name)
         if info is None:
             state = "starting" if st.started else "stopped"
             return InstanceStatus(st.name, state, version, None, None, restarts, "", extra)
@@ -266,12 +318,9 @@ class LocalBackend:
             return ""
         return lines[-1].strip()[:200] if lines else ""
 
-    def _undeployed(self, deployed: set[str]) -> list[InstanceStatus]:
-        """IOCs of the repository (when there is one here) that are not deployed."""
-        try:
-            repo = self._repo()
-        except BerthError:
-            return []
+    @staticmethod
+    def _undeployed(repo: ServicesRepo, deployed: set[str]) -> list[InstanceStatus]:
+        """IOCs of the repository that are not deployed (by it or by another repository)."""
         rows = []
         for name, service in sorted(repo.iocs.items()):
             if name in deployed:
@@ -286,17 +335,17 @@ class LocalBackend:
 
     def deploy(self, service: str, version: str | None = None) -> Release:
         repo = self._repo()
-        how = how_to_run(self._ioc(repo, service))
-        if not how.runnable:
-            raise BerthError(Problem(f"not runnable here: {how.reason}",
-                                     Location(repo.service(service).values_file),
-                                     entity=service, field="image"))
+        self._ioc(repo, service)
         with self.state.locked():
             instances = self.state.load()
+            if service in instances:  # another repository's: refused before any work
+                instances[service].claim(repo.root, self.state.state_file)
             releases = self.state.releases_dir(service)
             with _forget_new_releases(releases):
                 label, release, note = local_release.make(repo, service, version, releases)
-                entry, changed = self._record(instances, service, label, release, note)
+                self._check(instances, service, release, _shown_as(repo.root, label))
+                entry, changed = self._install(instances, service, repo.root, label, release,
+                                               note)
             self._apply(instances, restart=[service] if changed else [])
             return entry
 
@@ -305,12 +354,15 @@ class LocalBackend:
         self._ioc(repo, name)
         with self.state.locked():
             instances = self.state.load()
+            if name in instances:
+                instances[name].claim(repo.root, self.state.state_file)
             releases = self.state.releases_dir(name)
             with _forget_new_releases(releases):
                 label, release = local_release.from_working_copy(repo.root, name, repo.layout,
                                                                  releases)
-                entry, changed = self._record(instances, name, label, release,
-                                              f"working copy of {repo.root}")
+                self._check(instances, name, release, str(repo.root))
+                entry, changed = self._install(instances, name, repo.root, label, release,
+                                               f"working copy of {repo.root}")
             self._apply(instances, restart=[name] if changed else [])
             return entry
 
@@ -386,86 +438,139 @@ class LocalBackend:
         spec = json.loads(launch.read_text())
         if not command:
             command = [os.environ.get("SHELL", "/bin/sh")]
-        env = {**os.environ, **spec["env"]}
+        env = {**local_supervisor.clean_environment(), **spec["env"]}
         try:
             return subprocess.run(list(command), env=env, cwd=spec["env"]["RUNTIME_DIR"]).returncode
         except FileNotFoundError:
             raise BerthError(Problem(f"command not found: {command[0]}", entity=service)) from None
 
     def rollback(self, service: str, version: str | None = None) -> Release:
+        """Go back to an earlier deployed release; it stays pinned (`up --latest` leaves it)
+        until the next explicit `deploy`."""
         with self.state.locked():
             instances = self.state.load()
             st = self._known(instances, service)
-            current = st.deployment
-            target = self._rollback_target(st, version)
+            target, note = st.rollback_target(version)
             release = Path(target.release)
-            if not release.is_dir():
-                raise BerthError(Problem(f"release folder of {target.version} is gone",
-                                         Location(release), entity=service))
-            self._write_launch(service, self._launch_spec(service, release, target.version))
-            note = f"rollback from {current.version}" if current else "rollback"
-            entry = Deployment(target.version, target.release, _now(), note)
-            st.history.append(entry)
-            st.current = len(st.history) - 1
-            st.started = True
+            self._check(instances, service, release,
+                        _shown_as(Path(st.repo) if st.repo else release, target.version))
+            spec = self._launch_spec(service, release, target.version)
+            entry, _changed = st.record(target.version, release, note, pin=True)
+            self._write_launch(service, spec)
             self._apply(instances, restart=[service])
-            return Release(service, entry.version, entry.deployed_at, True, note)
-
-    @staticmethod
-    def _rollback_target(st: InstanceState, version: str | None) -> Deployment:
-        current = st.deployment
-        earlier = st.history[: st.current] if st.current >= 0 else list(st.history)
-        for entry in reversed(earlier):
-            if version is None and (current is None or entry.version != current.version):
-                return entry
-            if version is not None and entry.version == version:
-                return entry
-        if version is None:
-            raise BerthError(Problem(f"'{st.name}' has no earlier version to roll back to",
-                                     entity=st.name))
-        known = ", ".join(dict.fromkeys(d.version for d in st.history))
-        raise BerthError(Problem(f"version '{version}' of '{st.name}' was never deployed here "
-                                 f"(deployed: {known})", entity=st.name))
+            return entry
 
     def history(self, service: str) -> list[Release]:
-        st = self._known(self.state.load(), service)
-        return [Release(service, d.version, d.deployed_at, i == st.current, d.note)
-                for i, d in enumerate(st.history)]
+        return self._known(self.state.load(), service).releases()
 
     def up(self) -> list[Release]:
-        repo = self._repo()
-        results: list[Release] = []
+        """Start this repository's instances (every repository's with --all) as deployed;
+        deploy those never deployed (at their latest version). `--latest` also moves deployed
+        instances to their latest version, except those pinned by a rollback."""
         with self.state.locked():
             instances = self.state.load()
-            restart = []
-            for name, service in sorted(repo.iocs.items()):
-                how = how_to_run(service)
-                if not SAFE_NAME.match(name):
-                    results.append(Release(name, "-", "-", False, "skipped: the name has "
-                                           "characters the local backend cannot use"))
-                    continue
-                if not how.runnable:
-                    results.append(Release(name, "-", "-", False, f"not runnable here: "
-                                                                  f"{how.reason}"))
-                    continue
-                label, release, note = local_release.make(repo, name, None,
-                                                          self.state.releases_dir(name))
-                entry, changed = self._record(instances, name, label, release, note)
-                if changed:
-                    restart.append(name)
-                results.append(entry)
-            self._apply(instances, restart)
-        return results
+            scoped, repo = self._scope(instances)
+            results: dict[str, Release] = {}
+            new: dict[str, tuple[Path, str, Path, str]] = {}  # name → root, label, release, note
+            for name, st in scoped.items():
+                st.started = True
+                if not st.repo and repo is not None and name in repo.services:
+                    st.repo = str(repo.root)  # an entry of an older state file
+                if st.deployment is not None:
+                    results[name] = st.releases()[st.current]
+            repos = [repo] if repo is not None else []
+            if self.options.all_repos:
+                repos += _other_repos(scoped, repo)
+            made: list[Path] = []
+            try:
+                for each in repos:
+                    self._plan_up(each, instances, results, new, made)
+                self._check_all(instances, new)
+                for name, (root, label, release, note) in sorted(new.items()):
+                    results[name], _changed = self._install(instances, name, root, label,
+                                                            release, note)
+            except BaseException:
+                for folder in made:
+                    local_release.remove_tree(folder)
+                raise
+            self._apply(instances, restart=sorted(new))
+        return [results[name] for name in sorted(results)]
 
-    def down(self) -> None:
-        """Stop every instance and the supervisor (desired: stopped, survives restarts)."""
+    def _plan_up(self, repo: ServicesRepo, instances: dict[str, InstanceState],
+                 results: dict[str, Release], new: dict[str, tuple[Path, str, Path, str]],
+                 made: list[Path]) -> None:
+        """For `up` of one repository: the releases to install (`new`), skipped instances as
+        notes (`results`). Release folders made here are listed in `made`."""
+        for name, service in sorted(repo.iocs.items()):
+            st = instances.get(name)
+            if st is not None and st.repo and st.repo != str(repo.root):
+                st.claim(repo.root, self.state.state_file)  # another repository's: an error
+            if st is not None and st.deployment is not None and not self.options.latest:
+                continue
+            if not SAFE_NAME.match(name):
+                results[name] = Release(name, "-", "-", False, "skipped: the name has characters "
+                                        "the local backend cannot use")
+                continue
+            how = how_to_run(service)
+            if not how.runnable:
+                results[name] = Release(name, "-", "-", False, f"not runnable here: {how.reason}")
+                continue
+            if st is not None and st.pinned and st.deployment is not None:
+                results[name] = Release(name, st.deployment.version, st.deployment.deployed_at,
+                                        True, f"pinned by a rollback: berth deploy {name} "
+                                        "moves it")
+                continue
+            releases = self.state.releases_dir(name)
+            before = set(releases.iterdir()) if releases.is_dir() else set()
+            label, release, note = local_release.make(repo, name, None, releases)
+            if release not in before:
+                made.append(release)
+            if st is not None and st.deployment is not None:
+                if _is_current(st, release):
+                    continue
+                note = f"up --latest: {st.deployment.version} → {label}"
+                print(f"berth: {name}: {st.deployment.version} → {label}", file=sys.stderr)
+            new[name] = (repo.root, label, release, note)
+
+    def _check_all(self, instances: dict[str, InstanceState],
+                   new: dict[str, tuple[Path, str, Path, str]]) -> None:
+        """The pre-flight checks of every release `up` installs, in parallel; one error
+        listing the problems of all that fail."""
+        problems: list[Problem] = []
+
+        def check(name: str) -> None:
+            root, label, release, _note = new[name]
+            try:
+                self._check(instances, name, release, _shown_as(root, label))
+            except BerthError as err:
+                problems.extend(err.problems)
+
+        workers = max(1, min(len(new), os.cpu_count() or 1))
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(check, sorted(new)))
+        if problems:
+            raise BerthError(problems)
+
+    def down(self) -> list[str]:
+        """Stop this repository's instances (every one with --all) at once; the supervisor
+        stops too when no instance is left to run. Desired: stopped, survives restarts.
+        Returns the instances that were running."""
         with self.state.locked():
             instances = self.state.load()
-            for st in instances.values():
+            scoped, _repo = self._scope(instances)
+            for st in scoped.values():
                 st.started = False
                 local_supervisor.write_program(self.state, st.name, False)
             self.state.save(instances)
-            local_supervisor.shutdown(self.state)
+            if not local_supervisor.is_running(self.state):
+                return []
+            rpc = local_supervisor.proxy(self.state.supervisor_socket)
+            stopped = local_supervisor.stop_all(rpc, sorted(scoped))
+            if any(st.started for st in instances.values()):
+                local_supervisor.update(rpc)
+            else:
+                local_supervisor.shutdown(self.state)
+            return stopped
 
     def template(self, service: str, version: str | None = None) -> str:
         repo = self._repo()
@@ -481,6 +586,27 @@ class LocalBackend:
             local_release.remove_tree(release)
         return f"{program}\n; {self.state.instance_dir(service) / 'launch.json'}\n" + \
             json.dumps(spec, indent=2) + "\n"
+
+
+def _is_current(st: InstanceState, release: Path) -> bool:
+    return st.deployment is not None and st.deployment.release == str(release)
+
+
+def _shown_as(root: Path, label: str) -> str:
+    """How problems name a release's files: the repository, at the tag when there is one."""
+    return str(root) if label.startswith(local_release.LOCAL_PREFIX) else f"{root}@{label}"
+
+
+def _other_repos(instances: dict[str, InstanceState], skip: ServicesRepo | None
+                 ) -> list[ServicesRepo]:
+    """The other repositories instances were deployed from, those that can still be read."""
+    found = []
+    for root in sorted({st.repo for st in instances.values() if st.repo}):
+        if skip is not None and root == str(skip.root):
+            continue
+        with contextlib.suppress(BerthError):
+            found.append(ServicesRepo.load(Path(root)))
+    return found
 
 
 @contextlib.contextmanager
@@ -522,6 +648,7 @@ def shutdown(state_dir: Path) -> bool:
     return local_supervisor.shutdown(StateDir(state_dir))
 
 
-def create(repo: Path | None, target: str | None) -> LocalBackend:
+def create(repo: Path | None, target: str | None,
+           options: VerbOptions | None = None) -> LocalBackend:
     """The local backend; `target`, when given, is the state dir (else BERTH_STATE_DIR...)."""
-    return LocalBackend(repo, Path(target).expanduser().resolve() if target else None)
+    return LocalBackend(repo, Path(target).expanduser().resolve() if target else None, options)

@@ -26,7 +26,15 @@ from berth.errors import BerthError, Location, Problem
 from berth.fsutil import atomic_write
 
 START_TIMEOUT = 15.0  # seconds for a fresh supervisord to answer
+STOP_TIMEOUT = 15.0  # seconds an IOC has to exit after SIGTERM (stopwaitsecs)
 INSTANCE_ENV = "BERTH_INSTANCE_DIR"  # marks processes started for an instance
+CALLER_ONLY = ("EPICS_",)  # variables of the caller's shell no IOC inherits
+
+
+def clean_environment() -> dict[str, str]:
+    """This process's environment without the caller's EPICS settings: an IOC's network
+    settings come from its repository, never from whichever shell started the supervisor."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(CALLER_ONLY)}
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -148,6 +156,7 @@ def ensure_running(state: StateDir) -> Any:
         result = subprocess.run(
             [sys.executable, "-m", "supervisor.supervisord", "-c", str(state.supervisor_conf)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, timeout=60,
+            env=clean_environment(),
         )
     if result.returncode != 0:
         raise BerthError(Problem(f"supervisord did not start: {errors.read_text().strip()}",
@@ -222,6 +231,41 @@ def stop(rpc: Any, name: str) -> None:
             raise
 
 
+def stop_all(rpc: Any, names: list[str], timeout: float = STOP_TIMEOUT) -> list[str]:
+    """Stop the named programs together: SIGTERM to all at once, then wait until each has
+    exited (supervisord reaps them in its own time). Returns those that were running."""
+    info = process_info(rpc)
+    pids = {}
+    for name in names:
+        state = info.get(name, {}).get("statename")
+        if state in ("RUNNING", "STARTING", "BACKOFF"):
+            stop_now(rpc, name)
+            if info[name]["pid"]:
+                pids[name] = int(info[name]["pid"])
+    deadline = time.monotonic() + timeout
+    while any(_alive(pid) for pid in pids.values()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return sorted(n for n in names if info.get(n, {}).get("statename") in ("RUNNING", "STARTING"))
+
+
+def stop_now(rpc: Any, name: str) -> None:
+    """Ask supervisord to stop a program without waiting for it to exit."""
+    try:
+        rpc.supervisor.stopProcess(name, False)
+    except xmlrpc.client.Fault as fault:
+        if "NOT_RUNNING" not in fault.faultString and "BAD_NAME" not in fault.faultString:
+            raise
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process runs (a zombie, exited but not yet reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
 def process_info(rpc: Any) -> dict[str, dict[str, Any]]:
     return {info["name"]: info for info in rpc.supervisor.getAllProcessInfo()}
 
@@ -235,12 +279,8 @@ def shutdown(state: StateDir, timeout: float = 30.0) -> bool:
     with contextlib.suppress(OSError, xmlrpc.client.Error):
         proxy(state.supervisor_socket).supervisor.shutdown()
     deadline = time.monotonic() + timeout
-    while pid is not None and time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
+    while pid is not None and _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)  # (an exited supervisord may stay a zombie until init reaps it)
     with contextlib.suppress(OSError):  # the short /tmp socket folder, when empty
         if not state.socket_dir.is_relative_to(state.root):
             state.socket_dir.rmdir()

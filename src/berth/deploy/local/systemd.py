@@ -57,4 +57,4 @@ def run_foreground(state_dir: Path | None = None) -> None:
         atomic_write(state.supervisor_conf, local_supervisor.main_config(state))
         local_supervisor.wait_for_leftovers(state)
     argv = [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(state.supervisor_conf)]
-    os.execv(argv[0], argv)
+    os.execve(argv[0], argv, local_supervisor.clean_environment())
