@@ -136,5 +136,5 @@ def preflight_release(options: VerbOptions, release: Path, name: str, shown_as: 
 
     raise BerthError([shown(p) for p in errors] + [Problem(
         f"'{name}' not deployed: the checks found {len(errors)} error(s); what runs is "
-        "unchanged (--force deploys anyway)", entity=name)])
+        "unchanged (--force deploys anyway)")])
 

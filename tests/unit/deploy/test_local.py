@@ -36,6 +36,13 @@ LOOPBACK = {
     "EPICS_PVA_ADDR_LIST": "127.0.0.1",
     "EPICS_PVA_AUTO_ADDR_LIST": "NO",
 }
+# The IOCs' own network settings, given by the repository (berth never passes the caller's on).
+SERVER_LOOPBACK = {
+    "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
+    "EPICS_CAS_BEACON_ADDR_LIST": "127.255.255.255",
+    "EPICS_PVAS_AUTO_BEACON_ADDR_LIST": "NO",
+    "EPICS_PVAS_BEACON_ADDR_LIST": "127.0.0.1",
+}
 IOC_READY = "iocRun: All initialization complete"
 FOREIGN_IMAGE = "ghcr.io/epics-containers/ioc-adaravis-runtime:2024.11.1"
 # Channel Access PVs of each example instance (after the prefix), one or more per shape.
@@ -70,7 +77,8 @@ def git(repo: Path, *args: str) -> str:
 
 def copy_example(dest: Path, tag: str) -> Path:
     """The example with PV prefixes unique to this test run (BL01B- → BL01B<tag>-), so parallel
-    runs on this machine never answer for each other."""
+    runs on this machine never answer for each other, and loopback-only server settings in its
+    shared values (`global.env`)."""
     for path in sorted(EXAMPLE.rglob("*")):
         target = dest / path.relative_to(EXAMPLE)
         if path.is_dir():
@@ -78,7 +86,20 @@ def copy_example(dest: Path, tag: str) -> Path:
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(path.read_text().replace("BL01B-", f"BL01B{tag}-"))
+    add_global_env(dest, SERVER_LOOPBACK)
     return dest
+
+
+def add_global_env(repo: Path, env: dict[str, str]) -> None:
+    """Add `env` to `global.env` of the repository's shared values (unless already set)."""
+    shared = repo / "services" / "values.yaml"
+    text = shared.read_text()
+    missing = {k: v for k, v in env.items() if k not in text}
+    if not missing:
+        return
+    assert "\n  env:" not in text, "extend the existing global.env list by hand"
+    items = "".join(f"    - name: {k}\n      value: \"{v}\"\n" for k, v in missing.items())
+    shared.write_text(text.rstrip("\n") + "\n  env:\n" + items)
 
 
 def make_history(repo: Path) -> None:
@@ -269,7 +290,14 @@ def test_killed_supervisor_restores_desired_state(beamline: Beamline) -> None:
     os.kill(pid, signal.SIGKILL)
     # Its IOCs stop with it (they must not keep serving unsupervised)...
     wait_until(lambda: not any(_alive(p) for p in old_pids), "old IOCs gone")
-    # ...and the next berth command starts supervisord, which restores every instance.
+    # ...`ps` only reads: it shows them stopped and starts nothing...
+    rows = beamline.ps()
+    assert all(rows[n]["state"] == "stopped" and rows[n]["pid"] is None for n in CA_PVS)
+    assert "supervisor is not running" in rows["bl01b-ea-sum-01"]["reason"]
+    assert supervisors(beamline.state) == []
+    # ...and the next command that changes something starts supervisord, which restores every
+    # instance as desired.
+    beamline.ok("restart", "bl01b-ea-sum-01")
     rows = wait_until(
         lambda: (r := beamline.ps()) and all(r[n]["state"] == "running" for n in CA_PVS
                                              if n != "bl01b-ea-cnt-01") and r,
@@ -281,6 +309,20 @@ def test_killed_supervisor_restores_desired_state(beamline: Beamline) -> None:
         ca_get(beamline.pv("EA-CNT-01:COUNT1"), timeout=1.5)
     beamline.ok("start", "bl01b-ea-cnt-01")
     ca_value(beamline.pv("EA-CNT-01:COUNT1"))
+
+
+def supervisors(state: Path) -> list[int]:
+    """PIDs of the supervisord processes running for a state dir."""
+    conf = str(state / "supervisord.conf").encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
+        except OSError:
+            continue
+        if conf in argv and any(b"supervisord" in a for a in argv) and _alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
 
 
 def _alive(pid: int) -> bool:
@@ -317,6 +359,71 @@ def test_deploy_rollback_restores_files_and_keeps_data(beamline: Beamline) -> No
     assert [h["version"] for h in history] == ["v2", "v1", "v2", "v1"]
     assert history[-1]["current"] and "rollback" in history[-1]["note"]
     assert all(h["deployed_at"].endswith("Z") for h in history)
+
+
+def test_up_keeps_a_rolled_back_version(beamline: Beamline) -> None:
+    """Desired state is sacred: after `rollback`, neither `up` nor `up --latest` moves the
+    instance back to v2 (only an explicit `deploy` does)."""
+    name = "bl01b-ea-sum-01"
+    a_pv = beamline.pv("EA-SUM-01:A")
+    before = beamline.ps()[name]
+    assert before["version"] == "v1" and before["extra"]["pinned"]
+    ups = {r["service"]: r for r in json.loads(beamline.ok("up", "--json"))}
+    assert ups[name]["version"] == "v1"
+    latest = beamline.berth("up", "--latest", "--json")
+    assert latest.returncode == 0, latest.stderr
+    assert "pinned by a rollback" in {r["service"]: r for r in
+                                      json.loads(latest.stdout)}[name]["note"]
+    after = beamline.ps()[name]
+    assert (after["version"], after["pid"]) == ("v1", before["pid"])  # not even restarted
+    assert ca_get(a_pv)[0] == pytest.approx(2.54)
+    history = json.loads(beamline.ok("history", name, "--json"))
+    assert [h["version"] for h in history] == ["v2", "v1", "v2", "v1"]
+
+
+def test_deploy_refuses_what_check_rejects_and_the_ioc_keeps_running(
+        beamline: Beamline) -> None:
+    """deploy-local of a working copy and deploy of a tag that `berth check` rejects: exit 2,
+    the problem at file:line, the running IOC untouched; --force deploys anyway."""
+    name = "bl01b-ea-sum-01"
+    sum_pv = beamline.pv("EA-SUM-01:SUM")
+    db = beamline.repo / "services" / name / "config" / "sum.db"
+    good = db.read_text()
+    lines = good.splitlines()
+    at = next(i for i, line in enumerate(lines) if "field(" in line)
+    lines.insert(at, '  field(NOSUCHFIELD, "1")')
+    db.write_text("\n".join(lines) + "\n")
+    before = beamline.ps()[name]
+    state_before = (beamline.state / "state.json").read_bytes()
+    releases_before = sorted(p.name for p in (beamline.state / "releases").rglob("*"))
+    try:
+        refused = beamline.berth("deploy-local", str(db.parent.parent))
+        assert refused.returncode == 2, refused.stderr
+        assert f"{db}:{at + 1}" in refused.stderr and "NOSUCHFIELD" in refused.stderr
+        git(beamline.repo, "commit", "-q", "-am", "broken")
+        git(beamline.repo, "tag", "v3")
+        refused_tag = beamline.berth("deploy", name)  # the latest tag: v3
+        assert refused_tag.returncode == 2, refused_tag.stderr
+        assert f"@v3/services/{name}/config/sum.db:{at + 1}" in refused_tag.stderr
+        for result in (refused, refused_tag):
+            assert "what runs is unchanged" in result.stderr
+            assert "Traceback" not in result.stderr
+        assert (beamline.state / "state.json").read_bytes() == state_before
+        assert sorted(p.name for p in (beamline.state / "releases").rglob("*")) == \
+            releases_before
+        row = beamline.ps()[name]
+        assert (row["state"], row["pid"], row["version"]) == ("running", before["pid"], "v1")
+        assert ca_get(sum_pv)[0] == pytest.approx(2.54 + 2.61)
+
+        forced = beamline.berth("deploy", "--force", name)
+        assert forced.returncode == 0, forced.stderr
+        assert "--force" in forced.stderr
+        assert beamline.ps()[name]["version"] == "v3"
+    finally:
+        git(beamline.repo, "tag", "-d", "v3")
+        git(beamline.repo, "reset", "-q", "--hard", "v2")
+    beamline.ok("rollback", name, "v1")  # back, for the tests that follow
+    wait_until(lambda: ca_get(sum_pv)[0] == pytest.approx(2.54 + 2.61), "v1 again")
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -382,7 +489,9 @@ def test_broken_repository_is_reported_and_changes_nothing(beamline: Beamline,
     broken = copy_example(tmp_path / "broken", beamline.tag)
     values = broken / "services" / "bl01b-ea-sum-01" / "values.yaml"
     values.write_text("ioc-instance:\n  image: [unclosed\n")
-    missing = broken / "services" / "bl01b-ea-cnt-01" / "config"
+    # (a name not deployed here: the same name from another repository is refused first)
+    (broken / "services" / "bl01b-ea-cnt-01").rename(broken / "services" / "bl01b-ea-cnt-09")
+    missing = broken / "services" / "bl01b-ea-cnt-09" / "config"
     for item in missing.iterdir():
         item.unlink()
     missing.rmdir()
@@ -393,9 +502,9 @@ def test_broken_repository_is_reported_and_changes_nothing(beamline: Beamline,
     assert f"{values}:3" in bad_yaml.stderr and "invalid YAML" in bad_yaml.stderr
 
     values.write_text("ioc-instance:\n  image: ghcr.io/berth/softioc:1\n")
-    no_config = run_berth("deploy", "bl01b-ea-cnt-01", "-r", str(broken), env=beamline.env)
+    no_config = run_berth("deploy", "bl01b-ea-cnt-09", "-r", str(broken), env=beamline.env)
     assert no_config.returncode == 2
-    assert "bl01b-ea-cnt-01" in no_config.stderr and "no config folder" in no_config.stderr
+    assert "bl01b-ea-cnt-09" in no_config.stderr and "no config folder" in no_config.stderr
     assert (beamline.state / "state.json").read_bytes() == before
 
 
@@ -405,7 +514,7 @@ def test_an_ioc_that_cannot_start_backs_off_and_says_why(beamline: Beamline) -> 
     (bad / "values.yaml").write_text("ioc-instance:\n  image: ghcr.io/berth/softioc:1\n")
     (bad / "config" / "ioc.yaml").write_text(
         "ioc_name: bad\nentities:\n  - type: berth.Template\n    file: missing.db\n")
-    beamline.ok("deploy-local", str(bad))
+    beamline.ok("deploy-local", "--force", str(bad))  # `check` refuses it: forced to run
     try:
         row = wait_until(lambda: (r := beamline.ps()["bl01b-ea-bad-01"])["state"]
                          in ("backoff", "crashed") and r["restarts"] >= 1 and r, "back-off")
@@ -452,8 +561,18 @@ def test_supervise_restores_the_beamline_after_a_reboot(beamline: Beamline) -> N
 
 
 def test_down_stops_everything(beamline: Beamline) -> None:
-    beamline.ok("down")
+    beamline.ok("up")  # (the previous test stopped its supervisor)
+    wait_until(lambda: (r := beamline.ps()) and all(r[n]["state"] == "running" for n in CA_PVS),
+               "every instance running")
+    out = beamline.ok("down")
+    assert {f"stopped {n}" for n in CA_PVS} <= set(out.splitlines())
     with pytest.raises(TimeoutError):
         ca_get(beamline.pv("EA-SUM-01:SUM"), timeout=1.5)
+    assert supervisors(beamline.state) == []
     rows = beamline.ps()
     assert all(rows[n]["state"] == "stopped" for n in CA_PVS)
+    for verb in (("ps",), ("history", "bl01b-ea-sum-01"), ("logs", "bl01b-ea-sum-01"),
+                 ("template", "bl01b-ea-sum-01"), ("list",), ("instances", "bl01b-ea-sum-01")):
+        beamline.ok(*verb)
+        assert supervisors(beamline.state) == [], f"berth {verb[0]} started the supervisor"
+    assert not (beamline.state / "run" / "supervisor.sock").exists()

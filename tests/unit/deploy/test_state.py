@@ -1,0 +1,79 @@
+"""The one rule set for history, rollback and ownership of an instance (`InstanceState`), shared
+by the local and compose backends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from berth.deploy.state import InstanceState, StateDir
+from berth.errors import BerthError
+
+
+def releases(tmp_path: Path, *versions: str) -> dict[str, Path]:
+    folders = {v: tmp_path / "releases" / v for v in versions}
+    for folder in folders.values():
+        folder.mkdir(parents=True)
+    return folders
+
+
+def test_record_appends_only_when_the_release_changes(tmp_path: Path) -> None:
+    rel = releases(tmp_path, "v1", "v2")
+    st = InstanceState("ioc")
+    first, changed = st.record("v1", rel["v1"], "")
+    assert changed and first.current and first.version == "v1"
+    st.started = False
+    again, changed = st.record("v1", rel["v1"], "")
+    assert not changed and st.started and again.deployed_at == first.deployed_at
+    _, changed = st.record("v2", rel["v2"], "")
+    assert changed
+    assert [(r.version, r.current) for r in st.releases()] == [("v1", False), ("v2", True)]
+
+
+def test_rollback_target_and_pinning(tmp_path: Path) -> None:
+    rel = releases(tmp_path, "v1", "v2", "v3")
+    st = InstanceState("ioc")
+    for version in ("v1", "v2", "v3"):
+        st.record(version, rel[version], "")
+    target, note = st.rollback_target(None)
+    assert (target.version, note) == ("v2", "rollback from v3")
+    assert st.rollback_target("v1")[0].version == "v1"
+    st.record(target.version, Path(target.release), note, pin=True)
+    assert st.pinned and st.deployment is not None and st.deployment.version == "v2"
+    assert st.releases()[-1].note == "rollback from v3"
+    st.record("v3", rel["v3"], "")  # the next explicit deploy unpins
+    assert not st.pinned
+
+    with pytest.raises(BerthError, match="version 'v9' of 'ioc' was never deployed here "
+                                         r"\(deployed: v1, v2, v3\)"):
+        st.rollback_target("v9")
+    with pytest.raises(BerthError, match="no earlier version"):
+        InstanceState("new").rollback_target(None)
+    rel["v2"].rmdir()
+    with pytest.raises(BerthError, match="release folder of v2 is gone"):
+        st.rollback_target(None)
+
+
+def test_instance_names_are_unique_per_state_folder(tmp_path: Path) -> None:
+    state = StateDir(tmp_path)
+    st = InstanceState("ioc")
+    st.claim(tmp_path / "a", state.state_file)
+    st.claim(tmp_path / "a", state.state_file)  # its own repository again: fine
+    with pytest.raises(BerthError, match=f"already deployed from repository {tmp_path / 'a'}"):
+        st.claim(tmp_path / "b", state.state_file)
+    assert st.belongs_to(tmp_path / "a") and not st.belongs_to(tmp_path / "b")
+    legacy = InstanceState("old")  # from a state file written before repositories were kept
+    assert legacy.belongs_to(tmp_path / "b", ["old"]) and not legacy.belongs_to(tmp_path / "b")
+
+
+def test_state_file_round_trip_keeps_repository_and_pin(tmp_path: Path) -> None:
+    rel = releases(tmp_path, "v1")
+    state = StateDir(tmp_path / "state")
+    st = InstanceState("ioc")
+    st.claim(tmp_path / "a", state.state_file)
+    st.record("v1", rel["v1"], "", pin=True)
+    state.save({"ioc": st})
+    loaded = state.load()["ioc"]
+    assert (loaded.repo, loaded.pinned, loaded.releases()) == (str(tmp_path / "a"), True,
+                                                               st.releases())
