@@ -545,7 +545,8 @@ class LocalBackend:
             except BerthError as err:
                 problems.extend(err.problems)
 
-        workers = max(1, min(len(new), os.cpu_count() or 1))
+        # Most of a check waits for its EPICS-load subprocess: twice the cores keeps them busy.
+        workers = max(1, min(len(new), 2 * (os.cpu_count() or 1)))
         with ThreadPoolExecutor(workers) as pool:
             list(pool.map(check, sorted(new)))
         if problems:
