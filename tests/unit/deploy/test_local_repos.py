@@ -163,9 +163,33 @@ def test_a_same_named_instance_of_another_repository_is_refused(site: Site,
     assert site.ps(repo=site.a)["bl01b-ea-sum-01"]["pid"] == pid
 
 
+def test_up_keeps_deployed_versions_and_up_latest_moves_them_saying_so(site: Site) -> None:
+    name = "bl01b-ea-sum-01"
+    a_pv = f"BL01B{site.tag_a}-EA-SUM-01:A"
+    before = _all_running(site, A_IOCS, site.a)[name]
+    ioc_yaml = site.a / "services" / name / "config" / "ioc.yaml"
+    ioc_yaml.write_text(ioc_yaml.read_text().replace('"2.54"', '"4.5"'))  # an edited copy
+
+    up = site.berth("up", repo=site.a)
+    assert up.returncode == 0, up.stderr
+    assert "→" not in up.stderr
+    row = site.ps(repo=site.a)[name]
+    assert (row["version"], row["pid"]) == (before["version"], before["pid"])
+    assert ca_get(a_pv)[0] == pytest.approx(2.54)
+
+    latest = site.berth("up", "--latest", repo=site.a)
+    assert latest.returncode == 0, latest.stderr
+    moved = site.ps(repo=site.a)[name]["version"]
+    assert moved != before["version"]
+    assert f"{name}: {before['version']} → {moved}" in latest.stderr
+    assert latest.stderr.count("→") == 1  # the others did not change
+    wait_until(lambda: ca_get(a_pv)[0] == pytest.approx(4.5), "the new version running")
+
+
 def test_down_of_one_repository_leaves_the_other_running(site: Site) -> None:
     _all_running(site, A_IOCS, site.a)
     b_before = _all_running(site, B_IOCS, site.b)
+    deployed = json.loads(site.ok("history", "bl01b-ea-sum-01", "--json"))
     start = time.monotonic()
     out = site.ok("down", repo=site.a)
     took = time.monotonic() - start
@@ -185,8 +209,7 @@ def test_down_of_one_repository_leaves_the_other_running(site: Site) -> None:
     site.ok("up", repo=site.a)  # as deployed: same versions, nothing redeployed
     rows = _all_running(site, A_IOCS, site.a)
     assert {n: r["version"] for n, r in rows.items()} == versions
-    history = json.loads(site.ok("history", "bl01b-ea-sum-01", "--json"))
-    assert len(history) == 1
+    assert json.loads(site.ok("history", "bl01b-ea-sum-01", "--json")) == deployed
 
 
 def test_down_all_stops_the_supervisor_and_ps_starts_nothing(site: Site) -> None:
@@ -197,3 +220,8 @@ def test_down_all_stops_the_supervisor_and_ps_starts_nothing(site: Site) -> None
     rows = site.ps("--all", repo=site.b)
     assert all(r["state"] == "stopped" and r["pid"] is None for r in rows.values())
     assert supervisors(site.state) == []
+
+    site.ok("up", "--all", repo=site.b)  # both repositories again, as deployed
+    _all_running(site, A_IOCS, site.a)
+    _all_running(site, B_IOCS, site.b)
+    ca_value(f"BL01B{site.tag_a}-EA-CNT-01:COUNT1")
