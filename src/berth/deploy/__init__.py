@@ -118,11 +118,16 @@ def preflight_release(options: VerbOptions, release: Path, name: str, shown_as: 
     """Run the pre-flight checks on instance `name` of `release`; an error listing every
     problem (their files named as in `shown_as`, the repository the user knows) when any is
     an error. Nothing to do with --force or without a checker."""
-    from berth.errors import BerthError, Location, Problem
-
     if options.force or options.preflight is None:
         return
-    errors = [p for p in options.preflight(release, name) if p.severity == "error"]
+    refuse_on_errors(options.preflight(release, name), release, name, shown_as)
+
+
+def refuse_on_errors(problems: list[Problem], release: Path, name: str, shown_as: str) -> None:
+    """The error of a deploy whose checks found `problems` (none of severity error: nothing)."""
+    from berth.errors import BerthError, Location, Problem
+
+    errors = [p for p in problems if p.severity == "error"]
     if not errors:
         return
     old = str(release)
@@ -137,4 +142,3 @@ def preflight_release(options: VerbOptions, release: Path, name: str, shown_as: 
     raise BerthError([shown(p) for p in errors] + [Problem(
         f"'{name}' not deployed: the checks found {len(errors)} error(s); what runs is "
         "unchanged (--force deploys anyway)")])
-

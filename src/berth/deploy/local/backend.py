@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
 import os
 import re
 import shlex
@@ -29,12 +30,18 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from berth.deploy import InstanceStatus, Release, VerbOptions, preflight_release
+from berth.deploy import (
+    InstanceStatus,
+    Release,
+    VerbOptions,
+    preflight_release,
+    refuse_on_errors,
+)
 from berth.deploy import releases as local_release
 from berth.deploy.local import supervisor as local_supervisor
 from berth.deploy.services import Service, ServicesRepo
@@ -535,20 +542,30 @@ class LocalBackend:
     def _check_all(self, instances: dict[str, InstanceState],
                    new: dict[str, tuple[Path, str, Path, str]]) -> None:
         """The pre-flight checks of every release `up` installs, in parallel; one error
-        listing the problems of all that fail."""
-        problems: list[Problem] = []
+        listing the problems of all that fail.
 
-        def check(name: str) -> None:
-            root, label, release, _note = new[name]
+        In processes, not threads: a check sets the instance's environment while it generates
+        (as in its container), which threads would share. Most of a check waits for its
+        EPICS-load subprocess, so twice the cores keeps them busy."""
+        preflight = self.options.preflight
+        todo = [(name, new[name][2], _shown_as(new[name][0], new[name][1])) for name in sorted(new)
+                if name not in instances or not _is_current(instances[name], new[name][2])]
+        if self.options.force or preflight is None or not todo:
+            return
+        releases, names = [t[1] for t in todo], [t[0] for t in todo]
+        if len(todo) == 1:
+            found = [preflight(releases[0], names[0])]
+        else:
+            workers = min(len(todo), 2 * (os.cpu_count() or 1))
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")
+                                     ) as pool:
+                found = list(pool.map(preflight, releases, names))
+        problems: list[Problem] = []
+        for (name, release, shown), each in zip(todo, found, strict=True):
             try:
-                self._check(instances, name, release, _shown_as(root, label))
+                refuse_on_errors(each, release, name, shown)
             except BerthError as err:
                 problems.extend(err.problems)
-
-        # Most of a check waits for its EPICS-load subprocess: twice the cores keeps them busy.
-        workers = max(1, min(len(new), 2 * (os.cpu_count() or 1)))
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(check, sorted(new)))
         if problems:
             raise BerthError(problems)
 
