@@ -52,7 +52,7 @@ def _describe_missing(obj: Any, name: str) -> str:
 _ENV: Any = None
 
 
-def _environment() -> Any:
+def jinja_environment() -> Any:
     """The sandboxed Jinja environment (jinja2 is imported on first need only)."""
     global _ENV
     if _ENV is None:
@@ -156,7 +156,7 @@ def compile_template(source: str) -> Any:
             from jinja2 import TemplateSyntaxError
 
             try:
-                template = _environment().from_string(source)
+                template = jinja_environment().from_string(source)
             except TemplateSyntaxError as exc:
                 raise TemplateProblem(f"Jinja syntax error: {exc.message} (template line "
                                       f"{exc.lineno})", source) from None
@@ -209,7 +209,7 @@ class Globals:
         index = str(name)
         counter = self.variables.get(index)
         if counter is None:
-            self.variables[index] = start
+            value = start
         else:
             if not isinstance(counter, int):
                 raise TemplateProblem(f"incrementor '{index}': variable '{index}' holds "
@@ -218,8 +218,8 @@ class Globals:
             if stop is not None and value > stop:
                 raise TemplateProblem(f"counter '{index}' ran past its stop value {stop} "
                                       f"(next value would be {value})")
-            self.variables[index] = value
-        return self.variables[index]
+        self.variables[index] = value
+        return value
 
 
 class Renderer:
@@ -258,7 +258,7 @@ class Renderer:
                     exc.template = source
                     raise
                 except _NotSimple:
-                    jinja_template = _environment().from_string(source)
+                    jinja_template = jinja_environment().from_string(source)
                     result = self._render_jinja(jinja_template, fields, source)
             else:
                 result = self._render_jinja(template, fields, source)

@@ -510,7 +510,7 @@ def test_simple_templates_render_as_jinja_does(template):
     fields = {"P": "DEV:", "R": "R1", "port": port, "dev": {"P": "D2"}, "flag": True,
               "nothing": None, "gain": 2.0}
     assert type(jinja.compile_template(template)).__name__ == "_Simple"
-    expected = jinja._environment().from_string(template).render(renderer.context(fields))
+    expected = jinja.jinja_environment().from_string(template).render(renderer.context(fields))
     assert renderer.render(fields, template) == expected
 
 
