@@ -1,4 +1,4 @@
-"""IOC instance entities: the checked, typed values of one entity, and the object templates see.
+"""IOC instance entities: the checked, typed values of one entity, and the view templates get.
 
 `check_fields` turns one entity mapping (from an `ioc.yaml`, a sub-entity or a repeat) into its
 ordered fields the way ibek's pydantic models do (type, entity_enabled, then every parameter,
@@ -8,6 +8,7 @@ Jinja strings are accepted for any typed parameter; they are rendered and conver
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,66 +25,89 @@ _TRUE = {"1", "on", "t", "true", "y", "yes"}
 _FALSE = {"0", "off", "f", "false", "n", "no"}
 
 
-class Entity:
-    """One entity of an IOC. In templates it reads like its fields (`{{ controller.P }}`) and
-    prints as its id (`{{ controller }}`). Internal attributes start with `_`, which the
-    sandbox keeps templates from reading."""
+class TemplateProblem(Exception):
+    """A template could not be rendered; `message` says why, in words for the user."""
 
-    __slots__ = ("_type", "_model", "_fields", "_label", "_loc", "_failed", "_quiet")
+    def __init__(self, message: str, template: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.template = template
+
+    def describe(self, origin: str = "") -> str:
+        """The message, the template text (shortened) and where the template comes from."""
+        text = self.template.strip()
+        if len(text) > 200:
+            text = text[:197] + "..."
+        where = f" (template from {origin})" if origin else ""
+        return self.message + (f"; in template {text!r}{where}" if text else where)
+
+
+class Entity:
+    """One entity of an IOC, as the generator keeps it. Templates never see it: they get a
+    `TemplateView` of it."""
+
+    __slots__ = ("type", "model", "fields", "label", "loc", "failed", "quiet")
 
     def __init__(self, type_name: str, model: EntityModel | None, fields: dict[str, Any],
                  label: str, loc: Location, quiet: bool = False):
-        self._type = type_name
-        self._model = model
-        self._fields = fields
-        self._label = label
-        self._loc = loc
-        self._failed = False  # a problem was found: its outputs are not produced
-        self._quiet = quiet  # already reported: further problems would only be echoes
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        try:
-            return self._fields[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __getitem__(self, name: str) -> Any:
-        return self._fields[name]
-
-    def __iter__(self) -> Any:
-        return iter(self._fields)
+        self.type = type_name
+        self.model = model
+        self.fields = fields
+        self.label = label
+        self.loc = loc
+        self.failed = False  # a problem was found: its outputs are not produced
+        self.quiet = quiet  # already reported: further problems would only be echoes
 
     @property
-    def _id(self) -> Any:
-        model = self._model
+    def id(self) -> Any:
+        model = self.model
         if model is None or model.id_param is None:
             return None
-        return self._fields.get(model.id_param)
+        return self.fields.get(model.id_param)
 
     @property
-    def _enabled(self) -> bool:
-        return bool(self._fields.get("entity_enabled", True))
+    def enabled(self) -> bool:
+        return bool(self.fields.get("entity_enabled", True))
+
+    def describe(self) -> str:
+        ident = self.id
+        return f"entity '{ident}' ({self.type})" if ident is not None else self.label
+
+    def dump(self) -> dict[str, Any]:
+        """Fields with referenced entities turned into plain dicts (ibek's model_dump)."""
+        return {k: v.dump() if isinstance(v, TemplateView) else v
+                for k, v in self.fields.items()}
+
+
+class TemplateView:
+    """What templates see of an entity: its fields (`{{ controller.P }}`) and, printed, its id
+    (`{{ controller }}`). The Jinja environment reads a view by item only, so its methods
+    (for Python code) are out of templates' reach."""
+
+    __slots__ = ("_entity",)
+
+    def __init__(self, entity: Entity):
+        self._entity = entity
+
+    def __getitem__(self, name: str) -> Any:
+        return self._entity.fields[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entity.fields)
 
     def __str__(self) -> str:
-        ident = self._id
-        if ident is None:
-            from berth.ioc.templates import TemplateProblem
-
-            raise TemplateProblem(f"{self._describe()} has no id parameter, so it cannot be "
+        if self._entity.id is None:
+            raise TemplateProblem(f"{self.describe()} has no id parameter, so it cannot be "
                                   "used as text")
-        return str(ident)
+        return str(self._entity.id)
 
     __repr__ = __str__
 
-    def _describe(self) -> str:
-        ident = self._id
-        return f"entity '{ident}' ({self._type})" if ident is not None else self._label
+    def describe(self) -> str:
+        return self._entity.describe()
 
-    def _dump(self) -> dict[str, Any]:
-        """Fields with referenced entities turned into plain dicts (ibek's model_dump)."""
-        return {k: v._dump() if isinstance(v, Entity) else v for k, v in self._fields.items()}
+    def dump(self) -> dict[str, Any]:
+        return self._entity.dump()
 
 
 def entity_label(index: str, type_name: Any) -> str:
@@ -139,7 +163,7 @@ def convert_value(param: Param, value: Any) -> tuple[Any, str | None]:
             return value, None
         return value, f"expected a string, got {describe(value)} (quote it)"
     if ptype == "object":
-        if isinstance(value, str | Entity):
+        if isinstance(value, str | TemplateView):
             return value, None
         return value, f"expected the id of another entity, got {describe(value)}"
     if is_jinja(value):

@@ -12,6 +12,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from berth.ioc.entity import TemplateProblem, TemplateView
+
 _TYPED = ("int", "float", "bool", "list", "dict")
 _TYPE_FILTER = re.compile(r"\| *([a-z]*) *}}")
 _CASTS: dict[str, type] = {"int": int, "float": float, "bool": bool, "list": list, "dict": dict}
@@ -30,6 +32,8 @@ def _has_attribute(obj: Any, name: str) -> bool:
     they are (so that a key called `file` or `pos` is found as a key)."""
     from berth.yamlio import YDict, YList
 
+    if isinstance(obj, TemplateView):
+        return False  # an entity's view is read by item: its fields, nothing else
     if isinstance(obj, YDict):
         return hasattr(dict, name)
     if isinstance(obj, YList):
@@ -37,27 +41,9 @@ def _has_attribute(obj: Any, name: str) -> bool:
     return hasattr(obj, name)
 
 
-class TemplateProblem(Exception):
-    """A template could not be rendered; `message` says why, in words for the user."""
-
-    def __init__(self, message: str, template: str = ""):
-        super().__init__(message)
-        self.message = message
-        self.template = template
-
-    def describe(self, origin: str = "") -> str:
-        """The message, the template text (shortened) and where the template comes from."""
-        text = self.template.strip()
-        if len(text) > 200:
-            text = text[:197] + "..."
-        where = f" (template from {origin})" if origin else ""
-        return self.message + (f"; in template {text!r}{where}" if text else where)
-
-
 def _describe_missing(obj: Any, name: str) -> str:
-    describe = getattr(obj, "_describe", None)
-    if describe is not None:
-        return f"{describe()} has no field '{name}'"
+    if isinstance(obj, TemplateView):
+        return f"{obj.describe()} has no field '{name}'"
     if isinstance(obj, Mapping):
         return f"'{name}' is not one of the fields {', '.join(sorted(map(str, obj)))}"
     return f"{type(obj).__name__} value has no attribute '{name}'"
@@ -66,7 +52,7 @@ def _describe_missing(obj: Any, name: str) -> str:
 _ENV: Any = None
 
 
-def _environment() -> Any:
+def jinja_environment() -> Any:
     """The sandboxed Jinja environment (jinja2 is imported on first need only)."""
     global _ENV
     if _ENV is None:
@@ -93,6 +79,14 @@ def _environment() -> Any:
                 if not _has_attribute(obj, attribute):
                     return self.getitem(obj, attribute)
                 return super().getattr(obj, attribute)
+
+            def getitem(self, obj: Any, argument: Any) -> Any:
+                if isinstance(obj, TemplateView):
+                    try:
+                        return obj[argument]
+                    except (KeyError, TypeError):
+                        return self.undefined(obj=obj, name=argument)
+                return super().getitem(obj, argument)
 
         _ENV = Environment(undefined=Undefined, keep_trailing_newline=False, autoescape=False)
     return _ENV
@@ -162,7 +156,7 @@ def compile_template(source: str) -> Any:
             from jinja2 import TemplateSyntaxError
 
             try:
-                template = _environment().from_string(source)
+                template = jinja_environment().from_string(source)
             except TemplateSyntaxError as exc:
                 raise TemplateProblem(f"Jinja syntax error: {exc.message} (template line "
                                       f"{exc.lineno})", source) from None
@@ -215,7 +209,7 @@ class Globals:
         index = str(name)
         counter = self.variables.get(index)
         if counter is None:
-            self.variables[index] = start
+            value = start
         else:
             if not isinstance(counter, int):
                 raise TemplateProblem(f"incrementor '{index}': variable '{index}' holds "
@@ -224,8 +218,8 @@ class Globals:
             if stop is not None and value > stop:
                 raise TemplateProblem(f"counter '{index}' ran past its stop value {stop} "
                                       f"(next value would be {value})")
-            self.variables[index] = value
-        return self.variables[index]
+        self.variables[index] = value
+        return value
 
 
 class Renderer:
@@ -264,7 +258,7 @@ class Renderer:
                     exc.template = source
                     raise
                 except _NotSimple:
-                    jinja_template = _environment().from_string(source)
+                    jinja_template = jinja_environment().from_string(source)
                     result = self._render_jinja(jinja_template, fields, source)
             else:
                 result = self._render_jinja(template, fields, source)
@@ -293,6 +287,12 @@ class Renderer:
         else:
             raise TemplateProblem(f"'{name}' is undefined")
         for attr in path[1:]:
+            if isinstance(value, TemplateView):
+                try:
+                    value = value[attr]
+                except KeyError:
+                    raise TemplateProblem(_describe_missing(value, attr)) from None
+                continue
             if isinstance(value, Mapping):
                 if attr in value and not _has_attribute(value, attr):
                     value = value[attr]
@@ -306,7 +306,7 @@ class Renderer:
                     value = value[attr]
                 except (TypeError, LookupError):
                     raise TemplateProblem(_describe_missing(value, attr)) from None
-        if callable(value) and not hasattr(value, "_describe"):
+        if callable(value):
             raise _NotSimple  # a method: let Jinja decide what printing it means
         return value
 

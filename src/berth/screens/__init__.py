@@ -5,12 +5,12 @@ Public API:
     device_screens(device, fmt="bob", file=None) -> {file name: content}
     render_pvi_template(device, pv_prefix, layout="ntpvi"|"pvi") -> str
     ioc_screens(ioc_name, entries, search, formats=("bob",)) -> {file name: content}
-    ScreenEntry: one entity's `pvi:` block; screen_entry_from(PviEntity) adapts generate's
+    ScreenEntry: one entity's `pvi:` block (berth.ioc.render builds them for generate)
 """
 
 from __future__ import annotations
 
-from berth.screens.index import ScreenEntry, ioc_screens, screen_entry_from
+from berth.screens.index import ScreenEntry, ioc_screens
 from berth.screens.pvi_model import Device, load_device
 from berth.screens.pvi_template import pvi_entries, render_pvi_template
 from berth.screens.render import FORMATS, device_screens
@@ -24,5 +24,4 @@ __all__ = [
     "load_device",
     "pvi_entries",
     "render_pvi_template",
-    "screen_entry_from",
 ]

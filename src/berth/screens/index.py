@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from berth.errors import BerthError, Location, Problem
 from berth.screens.layout import (
@@ -116,18 +115,3 @@ def ioc_screens(ioc_name: str, entries: list[ScreenEntry], search: list[Path],
             files[f"{entry.stem}.pvi.template"] = render_pvi_template(
                 devices[entry.stem], entry.pv_prefix, pvi_layout)
     return files
-
-
-def screen_entry_from(pvi_entity: Any) -> ScreenEntry:
-    """Adapt `berth.ioc.generate.PviEntity` (duck-typed: `yaml_path`, rendered `macros`,
-    and `pvi` with `ui_index`, `pv`, `pv_prefix`, `loc`) to a ScreenEntry."""
-    pvi = pvi_entity.pvi
-    return ScreenEntry(
-        device=str(pvi_entity.yaml_path),
-        ui_index=getattr(pvi, "ui_index", True),
-        ui_macros={str(k): "" if v is None else str(v)
-                   for k, v in (getattr(pvi_entity, "macros", None) or {}).items()},
-        pv=bool(getattr(pvi, "pv", False)),
-        pv_prefix=str(getattr(pvi, "pv_prefix", "") or ""),
-        source=getattr(pvi, "loc", None) or Location(),
-    )

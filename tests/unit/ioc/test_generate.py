@@ -498,18 +498,19 @@ def test_duplicate_id_names_both_entities(tmp_path):
 def test_simple_templates_render_as_jinja_does(template):
     """Look-up-only templates skip Jinja: the result must be what Jinja gives."""
     from berth.errors import Location
-    from berth.ioc.entity import Entity
+    from berth.ioc.entity import Entity, TemplateView
     from berth.ioc.support import load_support
 
     model = load_support([DEMO]).models["demo.Port"]
-    port = Entity("demo.Port", model, {"name": "p1", "host": "h:1"}, "entity 1", Location())
+    port = TemplateView(Entity("demo.Port", model, {"name": "p1", "host": "h:1"}, "entity 1",
+                               Location()))
     renderer = jinja.Renderer({"DEMO_HOME": "/home/demo"}, "x.ibek.ioc")
     renderer.ioc_name = "My-IOC"
     renderer.globals.set("counter", 7)
     fields = {"P": "DEV:", "R": "R1", "port": port, "dev": {"P": "D2"}, "flag": True,
               "nothing": None, "gain": 2.0}
     assert type(jinja.compile_template(template)).__name__ == "_Simple"
-    expected = jinja._environment().from_string(template).render(renderer.context(fields))
+    expected = jinja.jinja_environment().from_string(template).render(renderer.context(fields))
     assert renderer.render(fields, template) == expected
 
 

@@ -112,7 +112,7 @@ def outputs(instance: Path, defs: list[Path], options: GenerateOptions) -> dict[
     out = generate([instance], defs, options)
     return {"st.cmd": out.st_cmd, "ioc.subst": out.ioc_subst, "wait_list": out.wait_list,
             "warnings": [str(w) for w in out.warnings], "pvi": out.pvi_files(),
-            "entities": [(e._type, e._label, str(e._loc)) for e in out.entities]}
+            "entities": [(e.type, e.label, str(e.loc)) for e in out.entities]}
 
 
 # -- hits and misses give the same ------------------------------------------------------------

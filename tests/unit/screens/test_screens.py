@@ -416,19 +416,20 @@ def test_cli_unknown_format_is_a_clean_error(tmp_path: Path) -> None:
     assert not (tmp_path / "o").exists()
 
 
-def test_screen_entry_from_a_generated_pvi_entity() -> None:
-    from types import SimpleNamespace
-
+def test_screen_entry_of_a_generated_pvi_entity() -> None:
     from berth.errors import Location
-    from berth.screens import screen_entry_from
+    from berth.ioc.entity import Entity
+    from berth.ioc.render import PviEntity
+    from berth.ioc.support import Pvi
 
-    pvi = SimpleNamespace(yaml_path="testdev.pvi.device.yaml", ui_index=True, pv=True,
-                          pv_prefix="$(P)", loc=Location("support.yaml", 40))
-    entity = SimpleNamespace(pvi=pvi, yaml_path="testdev.pvi.device.yaml",
-                             macros={"P": "BL02:"})
-    entry = screen_entry_from(entity)
-    assert (entry.stem, entry.ui_macros, entry.pv, entry.pv_prefix) == (
-        "testdev", {"P": "BL02:"}, True, "$(P)")
+    pvi = Pvi(yaml_path="testdev.pvi.device.yaml", ui_index=True, pv=True, pv_prefix="$(P)",
+              loc=Location("support.yaml", 40))
+    entity = Entity("dev.Dev", None, {}, "entity 1", Location())
+    pvi_entity = PviEntity(entity, pvi, {"P": "BL02:"}, "testdev.pvi.device.yaml", "testdev",
+                           DATA / "testdev.pvi.device.yaml")
+    entry = pvi_entity.screen_entry()
+    assert (entry.stem, entry.ui_macros, entry.pv, entry.pv_prefix, entry.source) == (
+        "testdev", {"P": "BL02:"}, True, "$(P)", Location("support.yaml", 40))
     files = ioc_screens("ioc", [entry], [DATA])
     assert bob_open_actions(files["index.bob"]) == {("testdev.pvi.bob", (("P", "BL02:"),))}
 
