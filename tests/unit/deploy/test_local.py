@@ -424,6 +424,10 @@ def test_deploy_refuses_what_check_rejects_and_the_ioc_keeps_running(
         git(beamline.repo, "reset", "-q", "--hard", "v2")
     beamline.ok("rollback", name, "v1")  # back, for the tests that follow
     wait_until(lambda: ca_get(sum_pv)[0] == pytest.approx(2.54 + 2.61), "v1 again")
+    pid = beamline.ps()[name]["pid"]
+    back = beamline.berth("rollback", name, "v3")  # a rollback is checked first too
+    assert back.returncode == 2 and "NOSUCHFIELD" in back.stderr, back.stderr
+    assert (beamline.ps()[name]["pid"], beamline.ps()[name]["version"]) == (pid, "v1")
 
 
 def _tree(root: Path) -> dict[str, bytes]:
