@@ -6,6 +6,10 @@ that errors can point at the exact place. Scalars follow the YAML 1.2 core schem
 ruamel loader does): `yes`/`no`/`on`/`off` stay strings, `1e3` is a float, `10:30` a string.
 Merge keys (`<<: *anchor`, `<<: [*a, *b]`) behave as in PyYAML. A key written twice in one
 mapping is an error.
+
+Helm values files are read by Helm the YAML 1.1 way (`yes`, `on`, `y` are booleans, `010` is 8,
+even as keys: `on:` is the key "true"); with `helm=True` such unquoted scalars are refused with
+their location instead of meaning one thing to berth and another to Helm.
 """
 
 from __future__ import annotations
@@ -156,15 +160,24 @@ _SCALARS: dict[str, Any] = {
 }
 
 
+# plain scalars YAML 1.1 (go-yaml v2, so Helm) reads as a boolean or an octal, 1.2 does not
+_YAML11_ONLY = re.compile(r"^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF"
+                          r"|[-+]?0[0-7_]+)$")
+
+
 class _Builder:
     """Turns a composed node graph into YDict / YList / scalars, with positions."""
 
-    def __init__(self, file: str):
+    def __init__(self, file: str, helm: bool = False):
         self.file = file
         self.done: dict[int, Any] = {}  # anchored nodes appear more than once
+        self.helm = helm
+        self.ambiguous: list[Problem] = []
 
     def build(self, node: Any) -> Any:
         if type(node) is yaml.ScalarNode:
+            if self.helm and not node.style and _YAML11_ONLY.match(node.value):
+                self._ambiguous(node)
             convert = _SCALARS.get(node.tag)
             if convert is None:
                 raise yaml.constructor.ConstructorError(
@@ -221,14 +234,33 @@ class _Builder:
             data.value_pos[key] = _pos(value_node.start_mark)
         return data
 
+    def _ambiguous(self, node: Any) -> None:
+        text = node.value
+        if text[-1:].isdigit():
+            helm, berth, fix = (f"the number {int(text.replace('_', ''), 8)}",
+                                f"the number {_to_int(text)}",
+                                f"{int(text.replace('_', ''), 8)} or {_to_int(text)}")
+        else:
+            helm, berth = (f"{str(text.lower() in ('y', 'yes', 'on')).lower()} (a boolean)",
+                           f"the text '{text}'")
+            fix = "true or false"
+        self.ambiguous.append(Problem(
+            f"'{text}' is ambiguous: Helm reads it as {helm}, YAML 1.2 (berth) as {berth}; "
+            f"write {fix} or quote it (\"{text}\")", Location(self.file, *_pos(node.start_mark))))
 
-def loads_yaml(text: str, file: str | Path | None = None) -> Any:
-    """Parse YAML text; errors become a BerthError naming file, line and column."""
+
+def loads_yaml(text: str, file: str | Path | None = None, *, helm: bool = False) -> Any:
+    """Parse YAML text; errors become a BerthError naming file, line and column. `helm`:
+    refuse scalars Helm's YAML 1.1 reads differently (see the module docstring)."""
     name = str(file) if file is not None else "<string>"
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
-        return None if node is None else _Builder(name).build(node)
+        builder = _Builder(name, helm)
+        data = None if node is None else builder.build(node)
+        if builder.ambiguous:
+            raise BerthError(builder.ambiguous)
+        return data
     except _DuplicateKey as dup:
         raise BerthError(Problem(
             f"key '{dup.key}' appears twice in one mapping (first at line {dup.first[0]})",
@@ -244,7 +276,7 @@ def loads_yaml(text: str, file: str | Path | None = None) -> Any:
         loader.dispose()
 
 
-def load_yaml(path: str | Path) -> Any:
+def load_yaml(path: str | Path, *, helm: bool = False) -> Any:
     """Read and parse a YAML file (see `loads_yaml`)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -253,4 +285,4 @@ def load_yaml(path: str | Path) -> Any:
             from None
     except UnicodeDecodeError as exc:
         raise BerthError(Problem(f"file is not UTF-8 text: {exc}", Location(path))) from None
-    return loads_yaml(text, path)
+    return loads_yaml(text, path, helm=helm)

@@ -10,7 +10,6 @@ Versions of a service are the git tags at which anything it depends on changed.
 from __future__ import annotations
 
 import difflib
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -20,6 +19,7 @@ from typing import Any, Literal
 import yaml
 
 from berth.errors import BerthError, Location, Problem
+from berth.tools.git import Git
 
 IOC_CHART = "ioc-instance"
 Layout = Literal["helm", "compose"]
@@ -166,13 +166,14 @@ class ServicesRepo:
             ) from None
 
     @cached_property
-    def git(self) -> GitHistory:
-        return GitHistory(self.root)
+    def git(self) -> Git:
+        return Git(self.root)
 
     def versions(self, name: str) -> list[str]:
         """Tags at which the service changed, oldest first."""
         service = self.service(name)
-        return self.git.versions_of(service.path.relative_to(self.git.top), self._shared_files())
+        return versions_of(self.git, service.path.relative_to(self.git.top),
+                           self._shared_files())
 
     def _shared_files(self) -> list[str]:
         shared = self.root / "services" / "values.yaml"
@@ -299,79 +300,44 @@ def _compose_merge(base: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-class GitHistory:
-    """The tags of the git repository holding a services repo, read with a few git calls."""
+def versions_of(git: Git, service_path: Path, shared: list[str]) -> list[str]:
+    """The tags at which the files under `service_path` or `shared` (followed through
+    symbolic links) changed, oldest first; a tag where the service does not exist counts as
+    a gap."""
+    versions: list[str] = []
+    previous: tuple[tuple[str, str], ...] | None = None
+    for tag in git.tags:
+        own = _fingerprint(git, tag, [str(service_path)])
+        if not own:  # the service does not exist at this tag
+            previous = None
+            continue
+        current = own + _fingerprint(git, tag, shared)
+        if current != previous:
+            versions.append(tag)
+        previous = current
+    return versions
 
-    def __init__(self, path: Path):
-        self.path = path
-        result = self._git("rev-parse", "--show-toplevel", check=False)
-        self.is_repo = result.returncode == 0
-        self.top = Path(result.stdout.strip()).resolve() if self.is_repo else path
 
-    def _git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            ["git", "-C", str(self.path), *args], capture_output=True, text=True
-        )
-        if check and result.returncode != 0:
-            raise BerthError(f"git {' '.join(args)} failed in {self.path}: {result.stderr.strip()}")
-        return result
-
-    @cached_property
-    def tags(self) -> list[str]:
-        """All tags, oldest first (by the date of the commit they point at)."""
-        if not self.is_repo:
-            return []
-        out = self._git("tag", "--list", "--sort=creatordate").stdout
-        return [line for line in out.splitlines() if line]
-
-    @cached_property
-    def _trees(self) -> dict[str, dict[str, tuple[str, str]]]:
-        """tag -> {path: (mode, blob)} for every file at that tag."""
-        trees: dict[str, dict[str, tuple[str, str]]] = {}
-        for tag in self.tags:
-            out = self._git("ls-tree", "-r", "--full-tree", tag).stdout
-            entries: dict[str, tuple[str, str]] = {}
-            for line in out.splitlines():
-                meta, _, path = line.partition("\t")
-                mode, _kind, blob = meta.split()
-                entries[path] = (mode, blob)
-            trees[tag] = entries
-        return trees
-
-    def _fingerprint(self, tag: str, roots: list[str]) -> tuple[tuple[str, str], ...]:
-        tree = self._trees[tag]
-        collected: dict[str, str] = {}
-        pending = list(roots)
-        visited: set[str] = set()
-        while pending:
-            root = pending.pop().strip("/")
-            if root in visited:
+def _fingerprint(git: Git, tag: str, roots: list[str]) -> tuple[tuple[str, str], ...]:
+    tree = git.ls_tree(tag)
+    collected: dict[str, str] = {}
+    pending = list(roots)
+    visited: set[str] = set()
+    while pending:
+        root = pending.pop().strip("/")
+        if root in visited:
+            continue
+        visited.add(root)
+        for path, (mode, blob) in tree.items():
+            if path != root and not path.startswith(root + "/"):
                 continue
-            visited.add(root)
-            for path, (mode, blob) in tree.items():
-                if path != root and not path.startswith(root + "/"):
-                    continue
-                collected[path] = blob
-                if mode == "120000":  # a symlink: its target counts too
-                    target = self._git("cat-file", "blob", blob).stdout.strip()
-                    resolved = _normalise(str(Path(path).parent / target))
-                    if resolved is not None:
-                        pending.append(resolved)
-        return tuple(sorted(collected.items()))
-
-    def versions_of(self, service_path: Path, shared: list[str]) -> list[str]:
-        versions: list[str] = []
-        previous: tuple[tuple[str, str], ...] | None = None
-        for tag in self.tags:
-            own = self._fingerprint(tag, [str(service_path)])
-            if not own:  # the service does not exist at this tag
-                previous = None
-                continue
-            current = own + self._fingerprint(tag, shared)
-            if current != previous:
-                versions.append(tag)
-            previous = current
-        return versions
+            collected[path] = blob
+            if mode == "120000":  # a symlink: its target counts too
+                target = git.blob(blob).strip()
+                resolved = _normalise(str(Path(path).parent / target))
+                if resolved is not None:
+                    pending.append(resolved)
+    return tuple(sorted(collected.items()))
 
 
 def _normalise(path: str) -> str | None:

@@ -1,4 +1,4 @@
-"""Running the external Kubernetes tools (helm, kubectl, argocd, git) as argv lists.
+"""Running external tools (helm, kubectl, argocd, git, ping, …) as argv lists: the one runner.
 
 Every call goes through `run` so that a missing tool or a failing command becomes a BerthError
 naming the command and what it said, and JSON answers are parsed here rather than scraped.
@@ -37,25 +37,37 @@ def find_tool(name: str) -> str:
     raise BerthError(f"'{name}' was not found: {INSTALL_HINTS.get(name, 'put it on PATH')}")
 
 
-def run(argv: Sequence[str], *, cwd: Path | None = None, input: str | None = None,
-        timeout: float = 600) -> str:
-    """Run a tool and return its standard output; any failure is a BerthError."""
+def _run(argv: Sequence[str], *, cwd: Path | None, input: bytes | None,
+         timeout: float) -> bytes:
     tool = find_tool(argv[0])
     try:
         result = subprocess.run(
-            [tool, *argv[1:]], cwd=cwd, input=input, capture_output=True, text=True,
-            timeout=timeout,
+            [tool, *argv[1:]], cwd=cwd, input=input, capture_output=True, timeout=timeout,
         )
     except subprocess.TimeoutExpired:
         raise BerthError(f"'{' '.join(argv)}' did not finish within {timeout:.0f} s") from None
     except OSError as exc:
         raise BerthError(f"cannot run '{argv[0]}': {exc.strerror}") from None
     if result.returncode != 0:
-        said = (result.stderr.strip() or result.stdout.strip() or "no message").splitlines()
+        text = result.stderr.decode(errors="replace").strip() or \
+            result.stdout.decode(errors="replace").strip() or "no message"
+        said = text.splitlines()
         raise BerthError(
             f"'{' '.join(argv)}' failed (exit {result.returncode}): {' / '.join(said[-5:])}"
         )
     return result.stdout
+
+
+def run(argv: Sequence[str], *, cwd: Path | None = None, input: str | None = None,
+        timeout: float = 600) -> str:
+    """Run a tool and return its standard output; any failure is a BerthError."""
+    out = _run(argv, cwd=cwd, input=None if input is None else input.encode(), timeout=timeout)
+    return out.decode(errors="replace")
+
+
+def run_bytes(argv: Sequence[str], *, cwd: Path | None = None, timeout: float = 600) -> bytes:
+    """As `run`, for tools whose output is binary (`git archive`)."""
+    return _run(argv, cwd=cwd, input=None, timeout=timeout)
 
 
 def run_json(argv: Sequence[str], **kwargs: Any) -> Any:
