@@ -70,6 +70,18 @@ class YList(list[Any]):
         return Location(self.file, *self.item_pos[index])
 
 
+def _represent_plain(dumper: Any, data: Any) -> Any:
+    if isinstance(data, dict):
+        return dumper.represent_dict(data)
+    return dumper.represent_list(data)
+
+
+# values read here are written out again (helm --values, compose specs) as plain YAML
+for _dumper in {yaml.SafeDumper, getattr(yaml, "CSafeDumper", yaml.SafeDumper)}:
+    _dumper.add_representer(YDict, _represent_plain)
+    _dumper.add_representer(YList, _represent_plain)
+
+
 def location_of(container: Any, key: Any = None) -> Location:
     """Location of `container[key]` (or of the container) when it is a YDict/YList."""
     if isinstance(container, YDict | YList):

@@ -16,10 +16,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from berth.errors import BerthError, Location, Problem
 from berth.tools.git import Git
+from berth.yamlio import YDict, load_yaml
 
 IOC_CHART = "ioc-instance"
 Layout = Literal["helm", "compose"]
@@ -41,23 +40,12 @@ def helm_merge(base: Any, override: Any) -> Any:
     return merged
 
 
-def load_yaml_file(path: Path, what: str = "YAML file") -> Any:
-    """Read a YAML file; a syntax error becomes a BerthError naming file, line and column."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise BerthError(Problem(f"{what} not found", Location(path))) from None
-    except OSError as exc:
-        raise BerthError(Problem(f"cannot read {what}: {exc.strerror}", Location(path))) from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-        reason = exc.problem or exc.context or "invalid YAML"
-        raise BerthError(Problem(f"invalid YAML: {reason}", Location(path, line, col))) from None
-    except yaml.YAMLError as exc:
-        raise BerthError(Problem(f"invalid YAML: {exc}", Location(path))) from None
+def _read_yaml(path: Path, what: str, *, helm: bool = False) -> Any:
+    """A YAML file read with berth's one reader (`yamlio`, so with locations); a missing file
+    is named as `what`."""
+    if not path.exists():
+        raise BerthError(Problem(f"{what} not found", Location(path)))
+    return load_yaml(path, helm=helm)
 
 
 @dataclass
@@ -70,6 +58,10 @@ class Service:
     values: dict[str, Any] = field(default_factory=dict)  # merged Helm values, or compose service
     chart: str | None = None  # helm: the chart whose block the values hold
     values_file: Path | None = None
+    # the document of `values_file` as written, with locations (helm: the service's values;
+    # compose: the file whose `services:` defines it)
+    source: YDict | None = None
+
 
     @property
     def is_ioc(self) -> bool:
@@ -182,16 +174,16 @@ class ServicesRepo:
         return []
 
 
-def read_values(path: Path, what: str = "values file") -> dict[str, Any]:
+def read_values(path: Path, what: str = "values file") -> YDict:
     """A values file's top-level mapping ({} when empty); an error if it cannot be read or
     is not a mapping."""
-    data = load_yaml_file(path, what)
+    data = _read_yaml(path, what, helm=True)
     _require_mapping(data, path)
-    return data or {}
+    return data if isinstance(data, YDict) else YDict()
 
 
 def load_helm_services(
-    root: Path, read: Callable[[Path, str], dict[str, Any] | None] = read_values,
+    root: Path, read: Callable[[Path, str], YDict | None] = read_values,
 ) -> dict[str, Service]:
     """The services of a Helm-layout repository: each `services/<name>/values.yaml` merged over
     `services/values.yaml`. `read(path, what)` reads one values file (default: `read_values`,
@@ -199,7 +191,8 @@ def load_helm_services(
     (a shared file read as None counts as empty)."""
     services_dir = root / "services"
     shared_file = services_dir / "values.yaml"
-    shared = (read(shared_file, "shared values file") if shared_file.exists() else {}) or {}
+    shared: dict[str, Any] = (read(shared_file, "shared values file")
+                              if shared_file.exists() else None) or {}
     found: dict[str, Service] = {}
     for folder in sorted(services_dir.iterdir()):
         if folder.name.startswith(".") or not folder.is_dir():
@@ -207,12 +200,12 @@ def load_helm_services(
         values_file = folder / "values.yaml"
         if not values_file.exists() and not (folder / "Chart.yaml").exists():
             continue
-        own = read(values_file, "values file") if values_file.exists() else {}
+        own = read(values_file, "values file") if values_file.exists() else YDict()
         if own is None:
             continue
         chart = IOC_CHART if IOC_CHART in own else _chart_key(own)
         found[folder.name] = Service(folder.name, folder, "helm", helm_merge(shared, own), chart,
-                                     values_file)
+                                     values_file, own if values_file.exists() else None)
     return found
 
 
@@ -252,7 +245,7 @@ def _collect_compose(file: Path, found: dict[str, Service], seen: set[Path]) -> 
     if file in seen:
         return
     seen.add(file)
-    doc = load_yaml_file(file, "compose file") or {}
+    doc = _read_yaml(file, "compose file") or YDict()
     _require_mapping(doc, file)
     for included in _include_paths(doc, file.parent):
         _collect_compose(included, found, seen)
@@ -266,7 +259,8 @@ def _collect_compose(file: Path, found: dict[str, Service], seen: set[Path]) -> 
             continue
         resolved = _resolve_extends(spec, file, depth=0)
         resolved["_config_sources"] = configs
-        found[name] = Service(name, file.parent, "compose", resolved, None, file)
+        found[name] = Service(name, file.parent, "compose", resolved, None, file,
+                              doc if isinstance(doc, YDict) else None)
 
 
 def _resolve_extends(spec: dict[str, Any], file: Path, depth: int) -> dict[str, Any]:
@@ -278,7 +272,7 @@ def _resolve_extends(spec: dict[str, Any], file: Path, depth: int) -> dict[str, 
     if isinstance(extends, str):
         extends = {"service": extends}
     base_file = (file.parent / extends["file"]).resolve() if "file" in extends else file
-    base_doc = load_yaml_file(base_file, "compose file") or {}
+    base_doc = _read_yaml(base_file, "compose file") or {}
     base_spec = (base_doc.get("services") or {}).get(extends.get("service"))
     if not isinstance(base_spec, dict):
         raise BerthError(
