@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from berth.errors import BerthError, Location, Problem
+from berth.tools import call
 from berth.tools.engine import Engine
 
 BASE_IMAGE = "berth-base:bookworm"
@@ -170,7 +171,7 @@ def collect_wheels(dest: Path, source: Path) -> None:
 
 
 def _pip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True)
+    result = call([sys.executable, "-m", "pip", *args], timeout=3600)
     if check and result.returncode != 0:
         tail = "\n".join(result.stderr.strip().splitlines()[-5:])
         raise BerthError(f"pip {args[0]} failed (exit {result.returncode}): {tail}")

@@ -6,11 +6,16 @@ that errors can point at the exact place. Scalars follow the YAML 1.2 core schem
 ruamel loader does): `yes`/`no`/`on`/`off` stay strings, `1e3` is a float, `10:30` a string.
 Merge keys (`<<: *anchor`, `<<: [*a, *b]`) behave as in PyYAML. A key written twice in one
 mapping is an error.
+
+Helm values files are read by Helm the YAML 1.1 way (`yes`, `on`, `y` are booleans, `010` is 8,
+even as keys: `on:` is the key "true"); with `helm=True` such unquoted scalars are refused with
+their location instead of meaning one thing to berth and another to Helm.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +28,8 @@ try:  # the C parser is several times faster; construction stays in Python eithe
 except ImportError:  # pragma: no cover - libyaml missing
     from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
 
-__all__ = ["YDict", "YList", "load_yaml", "loads_yaml", "location_of"]
+__all__ = ["MISSING", "Reader", "YDict", "YList", "describe", "load_yaml", "loads_yaml",
+           "location_of"]
 
 Pos = tuple[int, int]  # 1-based line, column
 
@@ -64,6 +70,18 @@ class YList(list[Any]):
         if index is None or index >= len(self.item_pos):
             return Location(self.file, *self.pos)
         return Location(self.file, *self.item_pos[index])
+
+
+def _represent_plain(dumper: Any, data: Any) -> Any:
+    if isinstance(data, dict):
+        return dumper.represent_dict(data)
+    return dumper.represent_list(data)
+
+
+# values read here are written out again (helm --values, compose specs) as plain YAML
+for _dumper in {yaml.SafeDumper, getattr(yaml, "CSafeDumper", yaml.SafeDumper)}:
+    _dumper.add_representer(YDict, _represent_plain)
+    _dumper.add_representer(YList, _represent_plain)
 
 
 def location_of(container: Any, key: Any = None) -> Location:
@@ -156,15 +174,24 @@ _SCALARS: dict[str, Any] = {
 }
 
 
+# plain scalars YAML 1.1 (go-yaml v2, so Helm) reads as a boolean or an octal, 1.2 does not
+_YAML11_ONLY = re.compile(r"^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF"
+                          r"|[-+]?0[0-7_]+)$")
+
+
 class _Builder:
     """Turns a composed node graph into YDict / YList / scalars, with positions."""
 
-    def __init__(self, file: str):
+    def __init__(self, file: str, helm: bool = False):
         self.file = file
         self.done: dict[int, Any] = {}  # anchored nodes appear more than once
+        self.helm = helm
+        self.ambiguous: list[Problem] = []
 
     def build(self, node: Any) -> Any:
         if type(node) is yaml.ScalarNode:
+            if self.helm and not node.style and _YAML11_ONLY.match(node.value):
+                self._ambiguous(node)
             convert = _SCALARS.get(node.tag)
             if convert is None:
                 raise yaml.constructor.ConstructorError(
@@ -221,14 +248,33 @@ class _Builder:
             data.value_pos[key] = _pos(value_node.start_mark)
         return data
 
+    def _ambiguous(self, node: Any) -> None:
+        text = node.value
+        if text[-1:].isdigit():
+            helm, berth, fix = (f"the number {int(text.replace('_', ''), 8)}",
+                                f"the number {_to_int(text)}",
+                                f"{int(text.replace('_', ''), 8)} or {_to_int(text)}")
+        else:
+            helm, berth = (f"{str(text.lower() in ('y', 'yes', 'on')).lower()} (a boolean)",
+                           f"the text '{text}'")
+            fix = "true or false"
+        self.ambiguous.append(Problem(
+            f"'{text}' is ambiguous: Helm reads it as {helm}, YAML 1.2 (berth) as {berth}; "
+            f"write {fix} or quote it (\"{text}\")", Location(self.file, *_pos(node.start_mark))))
 
-def loads_yaml(text: str, file: str | Path | None = None) -> Any:
-    """Parse YAML text; errors become a BerthError naming file, line and column."""
+
+def loads_yaml(text: str, file: str | Path | None = None, *, helm: bool = False) -> Any:
+    """Parse YAML text; errors become a BerthError naming file, line and column. `helm`:
+    refuse scalars Helm's YAML 1.1 reads differently (see the module docstring)."""
     name = str(file) if file is not None else "<string>"
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
-        return None if node is None else _Builder(name).build(node)
+        builder = _Builder(name, helm)
+        data = None if node is None else builder.build(node)
+        if builder.ambiguous:
+            raise BerthError(builder.ambiguous)
+        return data
     except _DuplicateKey as dup:
         raise BerthError(Problem(
             f"key '{dup.key}' appears twice in one mapping (first at line {dup.first[0]})",
@@ -244,7 +290,7 @@ def loads_yaml(text: str, file: str | Path | None = None) -> Any:
         loader.dispose()
 
 
-def load_yaml(path: str | Path) -> Any:
+def load_yaml(path: str | Path, *, helm: bool = False) -> Any:
     """Read and parse a YAML file (see `loads_yaml`)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -253,4 +299,144 @@ def load_yaml(path: str | Path) -> Any:
             from None
     except UnicodeDecodeError as exc:
         raise BerthError(Problem(f"file is not UTF-8 text: {exc}", Location(path))) from None
-    return loads_yaml(text, path)
+    return loads_yaml(text, path, helm=helm)
+
+
+# --- strict reading of a loaded document ------------------------------------------------------
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __reduce__(self) -> str:
+        return "MISSING"  # pickled (support cache) as the one module-level instance
+
+
+MISSING: Any = _Missing()  # no value given (where None would be a value)
+
+
+def describe(value: Any) -> str:
+    """How a YAML value reads in an error message: its kind and a short rendering."""
+    if value is None:
+        return "nothing (null)"
+    kind = {bool: "boolean", int: "integer", float: "number", str: "string"}.get(type(value))
+    if kind is None:
+        kind = "mapping" if isinstance(value, dict) else "list" if isinstance(value, list) \
+            else type(value).__name__
+        return kind
+    text = repr(value) if isinstance(value, str) else str(value).lower() \
+        if isinstance(value, bool) else str(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{kind} {text}"
+
+
+class Reader:
+    """Reads a loaded document strictly (known keys, expected kinds) and collects every
+    problem, located and in one wording, so the user sees them all at once."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def add(self, message: str, loc: Location, field_name: str | None = None,
+            entity: str | None = None) -> None:
+        self.problems.append(Problem(message, loc, entity, field_name))
+
+    def mapping(self, value: Any, where: Any, key: Any, what: str,
+                entity: str | None = None) -> YDict | None:
+        """`value` (found at `where[key]`, or at the Location `where`) when it is a mapping."""
+        if isinstance(value, dict):
+            return value  # type: ignore[return-value]
+        loc = where if isinstance(where, Location) else location_of(where, key)
+        self.add(f"{what} must be a mapping, got {describe(value)}", loc,
+                 key if isinstance(key, str) else None, entity)
+        return None
+
+    def sequence(self, value: Any, where: Any, key: Any, what: str,
+                 entity: str | None = None) -> YList | None:
+        if isinstance(value, list):
+            return value  # type: ignore[return-value]
+        loc = where if isinstance(where, Location) else location_of(where, key)
+        self.add(f"{what} must be a list, got {describe(value)}", loc,
+                 key if isinstance(key, str) else None, entity)
+        return None
+
+    def mappings(self, data: Any, where: YDict, key: str, model: str, noun: str
+                 ) -> Iterator[tuple[YList, int, YDict, str]]:
+        """The mapping items of the list `where[key]` (each one checked to be a mapping)."""
+        seq = self.sequence(data, where, key, f"'{key}' of {model}")
+        if seq is None:
+            return
+        for i, raw in enumerate(seq):
+            what = f"{noun} {i + 1} of {model}"
+            spec = self.mapping(raw, seq, i, what)
+            if spec is not None:
+                yield seq, i, spec, what
+
+    def string_entries(self, value: Any, where: YDict, key: str, what: str, noun: str,
+                       owner: str, numbers: bool = False,
+                       ) -> list[tuple[str, str | None, Location]] | None:
+        """(name, value, where the name is) of each entry of the mapping `where[key]` whose
+        value is a string or null (with `numbers`, a boolean or number too, as text); any other
+        value is reported ("<noun> '<name>' of <owner> must be a string") and left out. None
+        when `where[key]` is not a mapping (reported too)."""
+        mapping = self.mapping(value, where, key, f"'{key}' of {what}")
+        if mapping is None:
+            return None
+        entries: list[tuple[str, str | None, Location]] = []
+        for name, item in mapping.items():
+            if item is not None and not isinstance(item, str):
+                if numbers and isinstance(item, bool | int | float):
+                    item = str(item)
+                else:
+                    self.add(f"{noun} '{name}' of {owner} must be a string, got "
+                             f"{describe(item)}", mapping.loc(name), str(name))
+                    continue
+            entries.append((str(name), item, mapping.key_loc(name)))
+        return entries
+
+    def keys(self, data: YDict, allowed: Sequence[str], required: Sequence[str],
+             what: str, entity: str | None = None) -> None:
+        for key in data:
+            if key not in allowed:
+                self.add(f"unknown key '{key}' in {what}; expected one of: "
+                         f"{', '.join(allowed)}", data.key_loc(key), str(key), entity)
+        for key in required:
+            if key not in data:
+                self.add(f"{what} is missing required key '{key}'", data.loc(), key, entity)
+
+    def string(self, data: YDict, key: str, what: str, default: Any = MISSING,
+               allow_none: bool = False) -> Any:
+        if key not in data:
+            return default
+        value = data[key]
+        if isinstance(value, str) or (allow_none and value is None):
+            return value
+        self.add(f"'{key}' of {what} must be a string, got {describe(value)}",
+                 data.loc(key), key)
+        return default if default is not MISSING else ""
+
+    def text(self, data: YDict, key: str, what: str, entity: str | None = None,
+             required: bool = False, default: str = "") -> str:
+        """A string, or a number read as text; null or absent give `default`."""
+        if key not in data or data[key] is None:
+            if required:
+                self.add(f"{what} is missing required key '{key}'", data.loc(), key, entity)
+            return default
+        value = data[key]
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            self.add(f"'{key}' of {what} must be text, got {describe(value)}",
+                     data.loc(key), key, entity)
+            return default
+        return str(value)
+
+    def boolean(self, data: YDict, key: str, what: str, default: bool) -> bool:
+        if key not in data:
+            return default
+        value = data[key]
+        if isinstance(value, bool):
+            return value
+        self.add(f"'{key}' of {what} must be true or false, got {describe(value)}",
+                 data.loc(key), key)
+        return default

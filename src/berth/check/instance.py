@@ -71,19 +71,15 @@ class InstanceCheck:
 
 def service_location(service: Service, key: str | None = "image") -> Location:
     """The place in the values (or compose) file that defines the service."""
-    file = service.values_file
-    if file is None or not file.is_file():
-        return Location(service.path)
-    try:
-        doc = load_yaml(file)
-    except BerthError:
-        return Location(file)
+    doc, file = service.source, service.values_file
+    if file is None or doc is None:
+        return Location(file if file is not None and file.is_file() else service.path)
     if service.layout == "helm":
-        block = doc.get(IOC_CHART) if isinstance(doc, YDict) else None
+        block = doc.get(IOC_CHART)
         if isinstance(block, YDict):
             return block.loc(key) if key in block else doc.key_loc(IOC_CHART)
         return Location(file, 1)
-    services = doc.get("services") if isinstance(doc, YDict) else None
+    services = doc.get("services")
     if isinstance(services, YDict) and service.name in services:
         spec = services[service.name]
         if key and isinstance(spec, YDict) and key in spec:
@@ -95,14 +91,8 @@ def service_location(service: Service, key: str | None = "image") -> Location:
 def _env_location(service: Service, name: str) -> Location | None:
     """Where the values set environment variable `name` (helm `env:` list or compose
     `environment:`), when they do."""
-    file = service.values_file
-    if file is None or not file.is_file():
-        return None
-    try:
-        doc = load_yaml(file)
-    except BerthError:
-        return None
-    if not isinstance(doc, YDict):
+    doc = service.source
+    if doc is None:
         return None
     if service.layout == "helm":
         block = doc.get(IOC_CHART)
@@ -112,7 +102,8 @@ def _env_location(service: Service, name: str) -> Location | None:
                 if isinstance(item, YDict) and item.get("name") == name:
                     return item.loc("value") if "value" in item else env.loc(index)
         return None
-    spec = (doc.get("services") or {}).get(service.name)
+    services = doc.get("services")
+    spec = services.get(service.name) if isinstance(services, YDict) else None
     env = spec.get("environment") if isinstance(spec, YDict) else None
     if isinstance(env, YDict) and name in env:
         return env.loc(name)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from berth.deploy.services import Service, ServicesRepo, load_helm_services, read_values
 from berth.errors import BerthError, Location, Problem
@@ -41,7 +40,7 @@ def scan_repo(root: Path) -> Scan:
     return _scan_helm(root)
 
 
-def _read_values(path: Path, scan: Scan) -> dict[str, Any] | None:
+def _read_values(path: Path, scan: Scan) -> YDict | None:
     try:
         return read_values(path, "values file")
     except BerthError as err:

@@ -8,14 +8,10 @@ labelled `local-<content hash>`, so deploying unchanged files again is recognise
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import os
 import shutil
 import stat
-import subprocess
-import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath
 
@@ -139,17 +135,10 @@ def from_tag(repo: ServicesRepo, name: str, tag: str, releases: Path) -> Path:
     if final.exists():
         return final
     prefix = repo.root.relative_to(git.top).as_posix()
-    result = subprocess.run(
-        ["git", "-C", str(git.top), "archive", "--format=tar", tag, "--", prefix],
-        capture_output=True,
-    )
-    if result.returncode != 0:
-        raise BerthError(Problem(f"git archive {tag} failed: {result.stderr.decode().strip()}",
-                                 Location(repo.root)))
     releases.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=releases, prefix=".tmp-"))
     try:
-        _extract(result.stdout, prefix, name, repo.layout, tmp)
+        git.extract(tag, prefix, tmp, lambda path: _wanted(path, name, repo.layout))
         if not (tmp / "services" / name).is_dir():
             raise BerthError(Problem(f"instance '{name}' does not exist at version {tag}",
                                      Location(repo.root), entity=name))
@@ -190,27 +179,3 @@ def make(repo: ServicesRepo, name: str, version: str | None,
                                  "not a git repository with tags", Location(repo.root),
                                  entity=name))
     return version, from_tag(repo, name, version, releases), ""
-
-
-def _extract(archive: bytes, prefix: str, name: str, layout: Layout, dest: Path) -> None:
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        for member in tar.getmembers():
-            path = PurePosixPath(member.name)
-            if prefix not in ("", "."):
-                with contextlib.suppress(ValueError):
-                    path = path.relative_to(prefix)
-            if not _wanted(path, name, layout) or ".." in path.parts or path.is_absolute():
-                continue
-            target = dest / path
-            if member.isdir():
-                target.mkdir(parents=True, exist_ok=True)
-            elif member.issym():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.symlink(member.linkname, target)  # never followed while extracting
-            elif member.isfile():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                source = tar.extractfile(member)
-                assert source is not None
-                target.write_bytes(source.read())
-                if member.mode & 0o111:
-                    target.chmod(0o755)

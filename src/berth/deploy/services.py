@@ -10,16 +10,15 @@ Versions of a service are the git tags at which anything it depends on changed.
 from __future__ import annotations
 
 import difflib
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from berth.errors import BerthError, Location, Problem
+from berth.tools.git import Git
+from berth.yamlio import YDict, load_yaml
 
 IOC_CHART = "ioc-instance"
 Layout = Literal["helm", "compose"]
@@ -41,23 +40,12 @@ def helm_merge(base: Any, override: Any) -> Any:
     return merged
 
 
-def load_yaml_file(path: Path, what: str = "YAML file") -> Any:
-    """Read a YAML file; a syntax error becomes a BerthError naming file, line and column."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise BerthError(Problem(f"{what} not found", Location(path))) from None
-    except OSError as exc:
-        raise BerthError(Problem(f"cannot read {what}: {exc.strerror}", Location(path))) from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-        reason = exc.problem or exc.context or "invalid YAML"
-        raise BerthError(Problem(f"invalid YAML: {reason}", Location(path, line, col))) from None
-    except yaml.YAMLError as exc:
-        raise BerthError(Problem(f"invalid YAML: {exc}", Location(path))) from None
+def _read_yaml(path: Path, what: str, *, helm: bool = False) -> Any:
+    """A YAML file read with berth's one reader (`yamlio`, so with locations); a missing file
+    is named as `what`."""
+    if not path.exists():
+        raise BerthError(Problem(f"{what} not found", Location(path)))
+    return load_yaml(path, helm=helm)
 
 
 @dataclass
@@ -70,6 +58,10 @@ class Service:
     values: dict[str, Any] = field(default_factory=dict)  # merged Helm values, or compose service
     chart: str | None = None  # helm: the chart whose block the values hold
     values_file: Path | None = None
+    # the document of `values_file` as written, with locations (helm: the service's values;
+    # compose: the file whose `services:` defines it)
+    source: YDict | None = None
+
 
     @property
     def is_ioc(self) -> bool:
@@ -166,13 +158,14 @@ class ServicesRepo:
             ) from None
 
     @cached_property
-    def git(self) -> GitHistory:
-        return GitHistory(self.root)
+    def git(self) -> Git:
+        return Git(self.root)
 
     def versions(self, name: str) -> list[str]:
         """Tags at which the service changed, oldest first."""
         service = self.service(name)
-        return self.git.versions_of(service.path.relative_to(self.git.top), self._shared_files())
+        return versions_of(self.git, service.path.relative_to(self.git.top),
+                           self._shared_files())
 
     def _shared_files(self) -> list[str]:
         shared = self.root / "services" / "values.yaml"
@@ -181,16 +174,16 @@ class ServicesRepo:
         return []
 
 
-def read_values(path: Path, what: str = "values file") -> dict[str, Any]:
+def read_values(path: Path, what: str = "values file") -> YDict:
     """A values file's top-level mapping ({} when empty); an error if it cannot be read or
     is not a mapping."""
-    data = load_yaml_file(path, what)
+    data = _read_yaml(path, what, helm=True)
     _require_mapping(data, path)
-    return data or {}
+    return data if isinstance(data, YDict) else YDict()
 
 
 def load_helm_services(
-    root: Path, read: Callable[[Path, str], dict[str, Any] | None] = read_values,
+    root: Path, read: Callable[[Path, str], YDict | None] = read_values,
 ) -> dict[str, Service]:
     """The services of a Helm-layout repository: each `services/<name>/values.yaml` merged over
     `services/values.yaml`. `read(path, what)` reads one values file (default: `read_values`,
@@ -198,7 +191,8 @@ def load_helm_services(
     (a shared file read as None counts as empty)."""
     services_dir = root / "services"
     shared_file = services_dir / "values.yaml"
-    shared = (read(shared_file, "shared values file") if shared_file.exists() else {}) or {}
+    shared: dict[str, Any] = (read(shared_file, "shared values file")
+                              if shared_file.exists() else None) or {}
     found: dict[str, Service] = {}
     for folder in sorted(services_dir.iterdir()):
         if folder.name.startswith(".") or not folder.is_dir():
@@ -206,12 +200,12 @@ def load_helm_services(
         values_file = folder / "values.yaml"
         if not values_file.exists() and not (folder / "Chart.yaml").exists():
             continue
-        own = read(values_file, "values file") if values_file.exists() else {}
+        own = read(values_file, "values file") if values_file.exists() else YDict()
         if own is None:
             continue
         chart = IOC_CHART if IOC_CHART in own else _chart_key(own)
         found[folder.name] = Service(folder.name, folder, "helm", helm_merge(shared, own), chart,
-                                     values_file)
+                                     values_file, own if values_file.exists() else None)
     return found
 
 
@@ -251,7 +245,7 @@ def _collect_compose(file: Path, found: dict[str, Service], seen: set[Path]) -> 
     if file in seen:
         return
     seen.add(file)
-    doc = load_yaml_file(file, "compose file") or {}
+    doc = _read_yaml(file, "compose file") or YDict()
     _require_mapping(doc, file)
     for included in _include_paths(doc, file.parent):
         _collect_compose(included, found, seen)
@@ -265,7 +259,8 @@ def _collect_compose(file: Path, found: dict[str, Service], seen: set[Path]) -> 
             continue
         resolved = _resolve_extends(spec, file, depth=0)
         resolved["_config_sources"] = configs
-        found[name] = Service(name, file.parent, "compose", resolved, None, file)
+        found[name] = Service(name, file.parent, "compose", resolved, None, file,
+                              doc if isinstance(doc, YDict) else None)
 
 
 def _resolve_extends(spec: dict[str, Any], file: Path, depth: int) -> dict[str, Any]:
@@ -277,7 +272,7 @@ def _resolve_extends(spec: dict[str, Any], file: Path, depth: int) -> dict[str, 
     if isinstance(extends, str):
         extends = {"service": extends}
     base_file = (file.parent / extends["file"]).resolve() if "file" in extends else file
-    base_doc = load_yaml_file(base_file, "compose file") or {}
+    base_doc = _read_yaml(base_file, "compose file") or {}
     base_spec = (base_doc.get("services") or {}).get(extends.get("service"))
     if not isinstance(base_spec, dict):
         raise BerthError(
@@ -299,79 +294,44 @@ def _compose_merge(base: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-class GitHistory:
-    """The tags of the git repository holding a services repo, read with a few git calls."""
+def versions_of(git: Git, service_path: Path, shared: list[str]) -> list[str]:
+    """The tags at which the files under `service_path` or `shared` (followed through
+    symbolic links) changed, oldest first; a tag where the service does not exist counts as
+    a gap."""
+    versions: list[str] = []
+    previous: tuple[tuple[str, str], ...] | None = None
+    for tag in git.tags:
+        own = _fingerprint(git, tag, [str(service_path)])
+        if not own:  # the service does not exist at this tag
+            previous = None
+            continue
+        current = own + _fingerprint(git, tag, shared)
+        if current != previous:
+            versions.append(tag)
+        previous = current
+    return versions
 
-    def __init__(self, path: Path):
-        self.path = path
-        result = self._git("rev-parse", "--show-toplevel", check=False)
-        self.is_repo = result.returncode == 0
-        self.top = Path(result.stdout.strip()).resolve() if self.is_repo else path
 
-    def _git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            ["git", "-C", str(self.path), *args], capture_output=True, text=True
-        )
-        if check and result.returncode != 0:
-            raise BerthError(f"git {' '.join(args)} failed in {self.path}: {result.stderr.strip()}")
-        return result
-
-    @cached_property
-    def tags(self) -> list[str]:
-        """All tags, oldest first (by the date of the commit they point at)."""
-        if not self.is_repo:
-            return []
-        out = self._git("tag", "--list", "--sort=creatordate").stdout
-        return [line for line in out.splitlines() if line]
-
-    @cached_property
-    def _trees(self) -> dict[str, dict[str, tuple[str, str]]]:
-        """tag -> {path: (mode, blob)} for every file at that tag."""
-        trees: dict[str, dict[str, tuple[str, str]]] = {}
-        for tag in self.tags:
-            out = self._git("ls-tree", "-r", "--full-tree", tag).stdout
-            entries: dict[str, tuple[str, str]] = {}
-            for line in out.splitlines():
-                meta, _, path = line.partition("\t")
-                mode, _kind, blob = meta.split()
-                entries[path] = (mode, blob)
-            trees[tag] = entries
-        return trees
-
-    def _fingerprint(self, tag: str, roots: list[str]) -> tuple[tuple[str, str], ...]:
-        tree = self._trees[tag]
-        collected: dict[str, str] = {}
-        pending = list(roots)
-        visited: set[str] = set()
-        while pending:
-            root = pending.pop().strip("/")
-            if root in visited:
+def _fingerprint(git: Git, tag: str, roots: list[str]) -> tuple[tuple[str, str], ...]:
+    tree = git.ls_tree(tag)
+    collected: dict[str, str] = {}
+    pending = list(roots)
+    visited: set[str] = set()
+    while pending:
+        root = pending.pop().strip("/")
+        if root in visited:
+            continue
+        visited.add(root)
+        for path, (mode, blob) in tree.items():
+            if path != root and not path.startswith(root + "/"):
                 continue
-            visited.add(root)
-            for path, (mode, blob) in tree.items():
-                if path != root and not path.startswith(root + "/"):
-                    continue
-                collected[path] = blob
-                if mode == "120000":  # a symlink: its target counts too
-                    target = self._git("cat-file", "blob", blob).stdout.strip()
-                    resolved = _normalise(str(Path(path).parent / target))
-                    if resolved is not None:
-                        pending.append(resolved)
-        return tuple(sorted(collected.items()))
-
-    def versions_of(self, service_path: Path, shared: list[str]) -> list[str]:
-        versions: list[str] = []
-        previous: tuple[tuple[str, str], ...] | None = None
-        for tag in self.tags:
-            own = self._fingerprint(tag, [str(service_path)])
-            if not own:  # the service does not exist at this tag
-                previous = None
-                continue
-            current = own + self._fingerprint(tag, shared)
-            if current != previous:
-                versions.append(tag)
-            previous = current
-        return versions
+            collected[path] = blob
+            if mode == "120000":  # a symlink: its target counts too
+                target = git.blob(blob).strip()
+                resolved = _normalise(str(Path(path).parent / target))
+                if resolved is not None:
+                    pending.append(resolved)
+    return tuple(sorted(collected.items()))
 
 
 def _normalise(path: str) -> str | None:

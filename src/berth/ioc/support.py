@@ -7,13 +7,21 @@ which an entity type may be defined only once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from berth.errors import BerthError, Location, Problem
-from berth.yamlio import YDict, YList, load_yaml, loads_yaml, location_of
+from berth.errors import BerthError, Location
+from berth.yamlio import (
+    MISSING,
+    Reader,
+    YDict,
+    YList,
+    describe,
+    load_yaml,
+    loads_yaml,
+)
 
 if TYPE_CHECKING:
     from berth.ioc.support_cache import SupportCache
@@ -21,17 +29,6 @@ if TYPE_CHECKING:
 PARAM_TYPES = ("str", "int", "float", "bool", "enum", "object", "id", "dict", "list")
 DEFINE_TYPES = ("str", "int", "float", "bool", "list")
 WHEN = ("first", "every", "last")
-
-
-class _Missing:
-    def __repr__(self) -> str:
-        return "MISSING"
-
-    def __reduce__(self) -> str:
-        return "MISSING"  # pickled (support cache) as the one module-level instance
-
-
-MISSING: Any = _Missing()
 
 
 def is_jinja(value: Any) -> bool:
@@ -133,112 +130,8 @@ class SupportSet:
         return sorted({m.module for m in self.models.values()})
 
 
-# --------------------------------------------------------------------------------------------
-# strict checking helpers
-
-
-class Checker:
-    """Collects problems while reading a loaded YAML document."""
-
-    def __init__(self) -> None:
-        self.problems: list[Problem] = []
-
-    def add(self, message: str, loc: Location, field_name: str | None = None,
-            entity: str | None = None) -> None:
-        self.problems.append(Problem(message, loc, entity, field_name))
-
-    def mapping(self, value: Any, where: Any, key: Any, what: str) -> YDict | None:
-        if isinstance(value, dict):
-            return value  # type: ignore[return-value]
-        self.add(f"{what} must be a mapping, got {describe(value)}", location_of(where, key), key)
-        return None
-
-    def sequence(self, value: Any, where: Any, key: Any, what: str) -> YList | None:
-        if isinstance(value, list):
-            return value  # type: ignore[return-value]
-        self.add(f"{what} must be a list, got {describe(value)}", location_of(where, key), key)
-        return None
-
-    def mappings(self, data: Any, where: YDict, key: str, model: str, noun: str
-                 ) -> Iterator[tuple[YList, int, YDict, str]]:
-        """The mapping items of the list `where[key]` (each one checked to be a mapping)."""
-        seq = self.sequence(data, where, key, f"'{key}' of {model}")
-        if seq is None:
-            return
-        for i, raw in enumerate(seq):
-            what = f"{noun} {i + 1} of {model}"
-            spec = self.mapping(raw, seq, i, what)
-            if spec is not None:
-                yield seq, i, spec, what
-
-    def string_entries(self, value: Any, where: YDict, key: str, what: str, noun: str,
-                       owner: str, numbers: bool = False,
-                       ) -> list[tuple[str, str | None, Location]] | None:
-        """(name, value, where the name is) of each entry of the mapping `where[key]` whose
-        value is a string or null (with `numbers`, a boolean or number too, as text); any other
-        value is reported ("<noun> '<name>' of <owner> must be a string") and left out. None
-        when `where[key]` is not a mapping (reported too)."""
-        mapping = self.mapping(value, where, key, f"'{key}' of {what}")
-        if mapping is None:
-            return None
-        entries: list[tuple[str, str | None, Location]] = []
-        for name, item in mapping.items():
-            if item is not None and not isinstance(item, str):
-                if numbers and isinstance(item, bool | int | float):
-                    item = str(item)
-                else:
-                    self.add(f"{noun} '{name}' of {owner} must be a string, got "
-                             f"{describe(item)}", mapping.loc(name), str(name))
-                    continue
-            entries.append((str(name), item, mapping.key_loc(name)))
-        return entries
-
-    def keys(self, data: YDict, allowed: Sequence[str], required: Sequence[str],
-             what: str) -> None:
-        for key in data:
-            if key not in allowed:
-                self.add(f"unknown key '{key}' in {what}; expected one of: "
-                         f"{', '.join(allowed)}", data.key_loc(key), str(key))
-        for key in required:
-            if key not in data:
-                self.add(f"{what} is missing required key '{key}'", data.loc(), key)
-
-    def string(self, data: YDict, key: str, what: str, default: Any = MISSING,
-               allow_none: bool = False) -> Any:
-        if key not in data:
-            return default
-        value = data[key]
-        if isinstance(value, str) or (allow_none and value is None):
-            return value
-        self.add(f"'{key}' of {what} must be a string, got {describe(value)}",
-                 data.loc(key), key)
-        return default if default is not MISSING else ""
-
-    def boolean(self, data: YDict, key: str, what: str, default: bool) -> bool:
-        if key not in data:
-            return default
-        value = data[key]
-        if isinstance(value, bool):
-            return value
-        self.add(f"'{key}' of {what} must be true or false, got {describe(value)}",
-                 data.loc(key), key)
-        return default
-
-
-def describe(value: Any) -> str:
-    """How a YAML value reads in an error message: its kind and a short rendering."""
-    if value is None:
-        return "nothing (null)"
-    kind = {bool: "boolean", int: "integer", float: "number", str: "string"}.get(type(value))
-    if kind is None:
-        kind = "mapping" if isinstance(value, dict) else "list" if isinstance(value, list) \
-            else type(value).__name__
-        return kind
-    text = repr(value) if isinstance(value, str) else str(value).lower() \
-        if isinstance(value, bool) else str(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{kind} {text}"
+# strict checking: the one reader of berth (`yamlio.Reader`); `Checker` stays the local name
+Checker = Reader
 
 
 # --------------------------------------------------------------------------------------------

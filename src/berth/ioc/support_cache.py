@@ -42,7 +42,7 @@ SUFFIX = ".pickle"
 _ALLOWED = {
     "berth.ioc.support": {"EntityModel", "Param", "Define", "ScriptItem", "Database",
                             "EnvVar", "Pvi", "MISSING"},
-    "berth.yamlio": {"YDict", "YList"},
+    "berth.yamlio": {"YDict", "YList", "MISSING"},
     "berth.errors": {"Location"},
     "copyreg": {"__newobj__", "_reconstructor"},
     "builtins": {"object", "dict", "list", "set", "frozenset", "tuple", "float", "int",

@@ -70,14 +70,17 @@ def load(path: Path) -> list[WaitTarget]:
 
 def _ping(host: str, timeout: float) -> str | None:
     """None when `host` answers one ICMP echo (through the system's ping), else why not."""
-    import shutil
-    import subprocess
+    from berth.tools import call, find_tool
 
-    ping = shutil.which("ping")
-    if ping is None:
+    try:
+        find_tool("ping")
+    except BerthError:
         return "no ping program to check a host without a port"
-    seconds = str(max(1, int(timeout)))
-    done = subprocess.run([ping, "-c", "1", "-W", seconds, host], capture_output=True)
+    seconds = max(1, int(timeout))
+    try:
+        done = call(["ping", "-c", "1", "-W", str(seconds), host], timeout=seconds + 5)
+    except BerthError as exc:  # it hung past its own deadline, or could not start
+        return str(exc)
     return None if done.returncode == 0 else "no answer to ping"
 
 

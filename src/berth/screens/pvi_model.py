@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from berth.errors import BerthError, Location, Problem, error
-from berth.yamlio import YDict, YList, load_yaml
+from berth.errors import BerthError, Location, error
+from berth.yamlio import Reader, YDict, YList, load_yaml
 
 DEVICE_SUFFIX = ".pvi.device.yaml"
 
@@ -141,61 +141,32 @@ def pascal_name(text: str) -> str:
 # --- parsing ---------------------------------------------------------------------------------
 
 
-class _Reader:
+class _Reader(Reader):
     """Parses one file; collects every problem so the user sees them all at once."""
 
     def __init__(self, path: Path):
+        super().__init__()
         self.path = path
-        self.problems: list[Problem] = []
-
-    def problem(self, message: str, where: Location, entity: str | None = None,
-                field_name: str | None = None) -> None:
-        self.problems.append(Problem(message, where, entity, field_name))
-
-    def mapping(self, data: Any, where: Location, what: str) -> YDict | None:
-        if not isinstance(data, YDict):
-            self.problem(f"{what} must be a mapping, not {type(data).__name__}", where)
-            return None
-        return data
-
-    def check_keys(self, data: YDict, allowed: set[str], entity: str) -> None:
-        for key in data:
-            if key not in allowed:
-                self.problem(f"unknown key (expected one of: {', '.join(sorted(allowed))})",
-                             data.key_loc(key), entity, key)
-
-    def text(self, data: YDict, key: str, entity: str, required: bool = False,
-             default: str = "") -> str:
-        if key not in data or data[key] is None:
-            if required:
-                self.problem("is required", data.loc(), entity, key)
-            return default
-        value = data[key]
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            self.problem(f"must be text, not {type(value).__name__}", data.key_loc(key), entity,
-                         key)
-            return default
-        return str(value)
 
     # Components --------------------------------------------------------------------------
 
     def device(self, data: Any) -> tuple[str, str | None, YList]:
-        top = self.mapping(data, Location(self.path, 1), "a PVI device file")
+        top = self.mapping(data, Location(self.path, 1), None, "a PVI device file")
         if top is None:
             return "", None, YList()
-        self.check_keys(top, {"label", "parent", "children"}, "device")
-        label = self.text(top, "label", "device", required=True)
-        parent = self.text(top, "parent", "device") or None
+        self.keys(top, sorted({"label", "parent", "children"}), (), "device", "device")
+        label = self.text(top, "label", "device", "device", required=True)
+        parent = self.text(top, "parent", "device", "device") or None
         children = top.get("children") or YList()
         if not isinstance(children, YList):
-            self.problem("must be a list", top.key_loc("children"), "device", "children")
+            self.add("must be a list", top.key_loc("children"), "children", "device")
             children = YList()
         return label, parent, children
 
     def components(self, items: YList, where: str) -> list[Component | _Include]:
         out: list[Component | _Include] = []
         for index, item in enumerate(items):
-            data = self.mapping(item, items.loc(index), f"{where}[{index}]")
+            data = self.mapping(item, items, index, f"{where}[{index}]")
             if data is None:
                 continue
             parsed = self.component(data, f"{where}[{index}]")
@@ -208,44 +179,44 @@ class _Reader:
         name = data.get("name")
         entity = f"{kind or 'component'} {name}" if name else where
         if kind == "Include":
-            self.check_keys(data, {"type", "file_name"}, entity)
-            file_name = self.text(data, "file_name", entity, required=True)
+            self.keys(data, sorted({"type", "file_name"}), (), entity, entity)
+            file_name = self.text(data, "file_name", entity, entity, required=True)
             return _Include(file_name, data.pos[0]) if file_name else None
         common = {"type", "name", "label", "description"}
         if not isinstance(name, str) or not _NAME.match(name):
-            self.problem("must be a name of letters, digits and '_'", data.key_loc("name"),
-                         entity, "name")
+            self.add("must be a name of letters, digits and '_'", data.key_loc("name"), "name",
+                         entity)
             return None
-        label = self.text(data, "label", entity) or title_case(name)
-        description = self.text(data, "description", entity)
+        label = self.text(data, "label", entity, entity) or title_case(name)
+        description = self.text(data, "description", entity, entity)
         if kind == "IgnoredComponent":
-            self.check_keys(data, common, entity)
+            self.keys(data, sorted(common), (), entity, entity)
             return Ignored(name, label, description, data.pos[0])
         if kind == "Group":
-            self.check_keys(data, common | {"layout", "children"}, entity)
+            self.keys(data, sorted(common | {"layout", "children"}), (), entity, entity)
             layout = self.layout(data, entity)
             children = data.get("children") or YList()
             if not isinstance(children, YList):
-                self.problem("must be a list", data.key_loc("children"), entity, "children")
+                self.add("must be a list", data.key_loc("children"), "children", entity)
                 children = YList()
             parsed = self.components(children, f"{entity}.children")
             return _PendingGroup(name, label, description, data.pos[0], layout, parsed)
         if kind == "DeviceRef":
-            self.check_keys(data, common | {"pv", "ui", "macros"}, entity)
+            self.keys(data, sorted(common | {"pv", "ui", "macros"}), (), entity, entity)
             macros = data.get("macros") or {}
             if not isinstance(macros, dict):
-                self.problem("must be a mapping", data.key_loc("macros"), entity, "macros")
+                self.add("must be a mapping", data.key_loc("macros"), "macros", entity)
                 macros = {}
             return DeviceRef(name, label, description, data.pos[0],
-                             pv=self.text(data, "pv", entity, required=True),
-                             ui=self.text(data, "ui", entity),
+                             pv=self.text(data, "pv", entity, entity, required=True),
+                             ui=self.text(data, "ui", entity, entity),
                              macros={str(k): "" if v is None else str(v)
                                      for k, v in macros.items()})
         if kind in ("SignalR", "SignalW", "SignalRW", "SignalX"):
             return self.signal(kind, name, label, description, data, entity)
-        self.problem(f"unknown component type {kind!r} (expected SignalR, SignalW, SignalRW, "
+        self.add(f"unknown component type {kind!r} (expected SignalR, SignalW, SignalRW, "
                      "SignalX, DeviceRef, Group, Include or IgnoredComponent)",
-                     data.key_loc("type"), entity, "type")
+                     data.key_loc("type"), "type", entity)
         return None
 
     def signal(self, kind: str, name: str, label: str, description: str, data: YDict,
@@ -259,16 +230,17 @@ class _Reader:
             keys |= {"write_pv", "write_widget"}
         if kind == "SignalX":
             keys |= {"value"}
-        self.check_keys(data, keys, entity)
+        self.keys(data, sorted(keys), (), entity, entity)
         signal = Signal(name, label, description, data.pos[0], kind=kind)
         if writes:
-            signal.write_pv = self.text(data, "write_pv", entity, required=True) or None
+            signal.write_pv = self.text(data, "write_pv", entity, entity, required=True) or None
             default = "ButtonPanel" if kind == "SignalX" else "TextWrite"
             signal.write_widget = self.widget(data, "write_widget", entity, WRITE_WIDGETS,
                                               default)
         if reads:
             required = kind == "SignalR"
-            signal.read_pv = self.text(data, "read_pv", entity, required=required) or None
+            signal.read_pv = self.text(data, "read_pv", entity, entity,
+                                       required=required) or None
             if kind == "SignalR":
                 signal.read_widget = self.widget(data, "read_widget", entity, READ_WIDGETS,
                                                  "TextRead")
@@ -278,7 +250,7 @@ class _Reader:
                 # A readback widget with no PV of its own reads the setpoint's PV.
                 signal.read_pv = signal.read_pv or signal.write_pv
         if kind == "SignalX":
-            signal.value = self.text(data, "value", entity)
+            signal.value = self.text(data, "value", entity, entity)
             if signal.write_widget and signal.write_widget.type == "ButtonPanel" and \
                     not signal.write_widget.options.get("actions"):
                 signal.write_widget.options["actions"] = {label: signal.value}
@@ -292,14 +264,14 @@ class _Reader:
         raw = data.get(key)
         if raw is None:
             return Widget(default)
-        spec = self.mapping(raw, data.key_loc(key), f"{entity} {key}")
+        spec = self.mapping(raw, data.key_loc(key), None, f"{entity} {key}", entity)
         if spec is None:
             return Widget(default)
         kind = spec.get("type")
         if kind not in allowed:
-            self.problem(f"unknown widget {kind!r} here (expected one of: "
-                         f"{', '.join(sorted(allowed))})", spec.key_loc("type"), entity,
-                         f"{key}.type")
+            self.add(f"unknown widget {kind!r} here (expected one of: "
+                         f"{', '.join(sorted(allowed))})", spec.key_loc("type"),
+                         f"{key}.type", entity)
             return Widget(default)
         options: dict[str, Any] = {}
         for option, value in spec.items():
@@ -307,17 +279,17 @@ class _Reader:
                 continue
             expected = allowed[kind].get(option)
             if expected is None:
-                self.problem(f"unknown key for {kind}", spec.key_loc(option), entity,
-                             f"{key}.{option}")
+                self.add(f"unknown key for {kind}", spec.key_loc(option),
+                             f"{key}.{option}", entity)
             elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-                self.problem(f"has the wrong type {type(value).__name__}", spec.key_loc(option),
-                             entity, f"{key}.{option}")
+                self.add(f"has the wrong type {type(value).__name__}", spec.key_loc(option),
+                         f"{key}.{option}", entity)
             else:
                 options[option] = value
         fmt = options.get("format")
         if fmt is not None and fmt not in TEXT_FORMATS:
-            self.problem(f"unknown format {fmt!r} (expected one of: {', '.join(TEXT_FORMATS)})",
-                         spec.key_loc("format"), entity, f"{key}.format")
+            self.add(f"unknown format {fmt!r} (expected one of: {', '.join(TEXT_FORMATS)})",
+                         spec.key_loc("format"), f"{key}.format", entity)
         if kind == "ButtonPanel" and "actions" in options:
             options["actions"] = {str(k): "" if v is None else str(v)
                                   for k, v in options["actions"].items()}
@@ -330,23 +302,23 @@ class _Reader:
         raw = data.get("layout")
         if raw is None:
             return Layout()
-        spec = self.mapping(raw, data.key_loc("layout"), f"{entity} layout")
+        spec = self.mapping(raw, data.key_loc("layout"), None, f"{entity} layout", entity)
         if spec is None:
             return Layout()
         kind = spec.get("type")
         if kind not in LAYOUTS:
-            self.problem(f"unknown layout {kind!r} (expected one of: {', '.join(LAYOUTS)})",
-                         spec.key_loc("type"), entity, "layout.type")
+            self.add(f"unknown layout {kind!r} (expected one of: {', '.join(LAYOUTS)})",
+                         spec.key_loc("type"), "layout.type", entity)
             return Layout()
-        self.check_keys(spec, {"type", *LAYOUTS[kind]}, entity)
+        self.keys(spec, sorted({"type", *LAYOUTS[kind]}), (), entity, entity)
         labelled = spec.get("labelled", True)
         if not isinstance(labelled, bool):
-            self.problem("must be true or false", spec.key_loc("labelled"), entity,
-                         "layout.labelled")
+            self.add("must be true or false", spec.key_loc("labelled"),
+                         "layout.labelled", entity)
             labelled = True
         header = spec.get("header")
         if header is not None and not isinstance(header, list):
-            self.problem("must be a list", spec.key_loc("header"), entity, "layout.header")
+            self.add("must be a list", spec.key_loc("header"), "layout.header", entity)
             header = None
         return Layout(kind, labelled, [str(h) for h in header] if header else None)
 

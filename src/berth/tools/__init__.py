@@ -1,4 +1,4 @@
-"""Running the external Kubernetes tools (helm, kubectl, argocd, git) as argv lists.
+"""Running external tools (helm, kubectl, argocd, git, ping, …) as argv lists: the one runner.
 
 Every call goes through `run` so that a missing tool or a failing command becomes a BerthError
 naming the command and what it said, and JSON answers are parsed here rather than scraped.
@@ -11,7 +11,7 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,25 +37,56 @@ def find_tool(name: str) -> str:
     raise BerthError(f"'{name}' was not found: {INSTALL_HINTS.get(name, 'put it on PATH')}")
 
 
-def run(argv: Sequence[str], *, cwd: Path | None = None, input: str | None = None,
-        timeout: float = 600) -> str:
-    """Run a tool and return its standard output; any failure is a BerthError."""
+def _start(argv: Sequence[str], *, cwd: Path | None, input: str | bytes | None,
+           timeout: float, env: Mapping[str, str] | None,
+           text: bool) -> subprocess.CompletedProcess[Any]:
     tool = find_tool(argv[0])
     try:
-        result = subprocess.run(
-            [tool, *argv[1:]], cwd=cwd, input=input, capture_output=True, text=True,
-            timeout=timeout,
+        return subprocess.run(
+            [tool, *argv[1:]], cwd=cwd, input=input, capture_output=True, timeout=timeout,
+            env=None if env is None else dict(env), text=text,
         )
     except subprocess.TimeoutExpired:
         raise BerthError(f"'{' '.join(argv)}' did not finish within {timeout:.0f} s") from None
     except OSError as exc:
         raise BerthError(f"cannot run '{argv[0]}': {exc.strerror}") from None
-    if result.returncode != 0:
-        said = (result.stderr.strip() or result.stdout.strip() or "no message").splitlines()
-        raise BerthError(
-            f"'{' '.join(argv)}' failed (exit {result.returncode}): {' / '.join(said[-5:])}"
-        )
-    return result.stdout
+
+
+def _check(argv: Sequence[str], result: subprocess.CompletedProcess[Any]) -> None:
+    if result.returncode == 0:
+        return
+    out, err = result.stdout, result.stderr
+    if isinstance(out, bytes):
+        out, err = out.decode(errors="replace"), err.decode(errors="replace")
+    said = (err.strip() or out.strip() or "no message").splitlines()
+    raise BerthError(
+        f"'{' '.join(argv)}' failed (exit {result.returncode}): {' / '.join(said[-5:])}"
+    )
+
+
+def call(argv: Sequence[str], *, cwd: Path | None = None, input: str | None = None,
+         timeout: float = 600, env: Mapping[str, str] | None = None,
+         check: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run a tool and capture its output as text. Whatever its exit code (unless `check`):
+    only a missing tool, a timeout or an OS error is a BerthError."""
+    result = _start(argv, cwd=cwd, input=input, timeout=timeout, env=env, text=True)
+    if check:
+        _check(argv, result)
+    return result
+
+
+def run(argv: Sequence[str], *, cwd: Path | None = None, input: str | None = None,
+        timeout: float = 600, env: Mapping[str, str] | None = None) -> str:
+    """Run a tool and return its standard output; any failure is a BerthError."""
+    return call(argv, cwd=cwd, input=input, timeout=timeout, env=env, check=True).stdout
+
+
+def run_bytes(argv: Sequence[str], *, cwd: Path | None = None, timeout: float = 600) -> bytes:
+    """As `run`, for tools whose output is binary (`git archive`)."""
+    result = _start(argv, cwd=cwd, input=None, timeout=timeout, env=None, text=False)
+    _check(argv, result)
+    out: bytes = result.stdout
+    return out
 
 
 def run_json(argv: Sequence[str], **kwargs: Any) -> Any:

@@ -16,6 +16,7 @@ from functools import cache
 from typing import Any
 
 from berth.errors import BerthError
+from berth.tools import call, run_interactive
 
 ENGINES = ("docker", "podman")
 
@@ -32,21 +33,13 @@ class Engine:
 
     def run(self, *args: str, check: bool = True, input: str | None = None,
             timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        """Run an engine command and capture its output; a failure becomes a BerthError."""
-        try:
-            result = subprocess.run(self.argv(*args), capture_output=True, text=True,
-                                    input=input, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            what = f"{self.name} {' '.join(args)}"
-            raise BerthError(f"`{what}` did not finish in {timeout:.0f} s") from None
-        if check and result.returncode != 0:
-            message = result.stderr.strip() or result.stdout.strip() or f"exit {result.returncode}"
-            raise BerthError(f"{self.name} {args[0]} failed: {message}")
-        return result
+        """Run an engine command and capture its output; a failure becomes a BerthError
+        (with `check`), worded as every tool's (`berth.tools.call`)."""
+        return call(self.argv(*args), input=input, timeout=timeout, check=check)
 
     def call(self, *args: str) -> int:
         """Run an engine command attached to this terminal (logs -f, attach, exec)."""
-        return subprocess.call(self.argv(*args))
+        return run_interactive(self.argv(*args))
 
     def build_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -57,9 +50,8 @@ class Engine:
     def reachable(self) -> tuple[bool, str]:
         """Whether the engine answers (`info`), and why not when it does not."""
         try:
-            result = subprocess.run(self.argv("info", "--format", "{{json .}}"),
-                                    capture_output=True, text=True, timeout=20)
-        except (OSError, subprocess.TimeoutExpired) as exc:
+            result = call(self.argv("info", "--format", "{{json .}}"), timeout=20)
+        except BerthError as exc:
             return False, str(exc)
         if result.returncode != 0:
             return False, (result.stderr.strip().splitlines() or ["no answer"])[-1]
@@ -121,7 +113,10 @@ def _json_list(text: str) -> list[dict[str, Any]]:
 
 @cache
 def _has_buildx(binary: str) -> bool:
-    return subprocess.run([binary, "buildx", "version"], capture_output=True).returncode == 0
+    try:
+        return call([binary, "buildx", "version"]).returncode == 0
+    except BerthError:
+        return False
 
 
 def detect(preferred: str | None = None) -> Engine:

@@ -123,3 +123,47 @@ def test_corpus_versions_on_a_copy_with_history(corpus: Path, tmp_path: Path):
     loaded = ServicesRepo.load(repo)
     assert loaded.versions("bl47p-mo-ioc-01") == ["2026.1.1", "2026.1.2"]
     assert loaded.versions("bl47p-ea-dcam-01") == ["2026.1.1"]
+
+
+def test_yaml_11_only_values_mean_the_same_to_check_deploy_and_template(tmp_path: Path):
+    """Helm reads `enabled: yes` as true and `on:` as the key "true" (YAML 1.1); berth reads
+    YAML 1.2, where both are text. Rather than mean two things, every command refuses them at
+    the same place, before anything runs."""
+    from conftest import run_berth
+
+    repo = tmp_path / "bl01b-services"
+    service = repo / "services" / "bl01b-ea-ioc-01"
+    (service / "config").mkdir(parents=True)
+    (service / "config" / "ioc.yaml").write_text("ioc_name: bl01b-ea-ioc-01\nentities: []\n")
+    values = service / "values.yaml"
+    values.write_text("ioc-instance:\n  image: ghcr.io/berth/softioc:1.0\n  enabled: yes\n"
+                      "on:\n  push: true\n")
+    expected = [f"{values}:3:12: 'yes' is ambiguous: Helm reads it as true (a boolean), "
+                "YAML 1.2 (berth) as the text 'yes'",
+                f"{values}:4:1: 'on' is ambiguous: Helm reads it as true (a boolean)"]
+    env = {"BERTH_STATE_DIR": str(tmp_path / "state")}
+    for code, argv in ((1, ["check", "-r", repo]),  # check's exit code for findings
+                       (2, ["deploy", "bl01b-ea-ioc-01", "-b", "local", "-r", repo]),
+                       (2, ["template", "bl01b-ea-ioc-01", "-b", "k8s", "-r", repo])):
+        result = run_berth(*argv, env=env)
+        assert result.returncode == code, (argv, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr
+        for message in expected:
+            assert message in result.stdout + result.stderr, (argv, result.stdout,
+                                                              result.stderr)
+    assert not (tmp_path / "state").exists() or not any((tmp_path / "state").rglob("*.conf"))
+    values.write_text("ioc-instance:\n  image: ghcr.io/berth/softioc:1.0\n  enabled: 'yes'\n"
+                      "'on':\n  push: true\n")  # quoted: text for Helm and berth alike
+    assert ServicesRepo.load(repo).service("bl01b-ea-ioc-01").values["ioc-instance"][
+        "enabled"] == "yes"
+
+
+def test_service_source_keeps_locations_of_values_and_compose_files(tmp_path: Path):
+    repo = tmp_path / "r"
+    (repo / "services" / "a").mkdir(parents=True)
+    (repo / "services" / "a" / "values.yaml").write_text("# c\nioc-instance:\n  image: x\n")
+    svc = ServicesRepo.load(repo).service("a")
+    assert svc.source is not None
+    block = svc.source["ioc-instance"]
+    assert (block.loc("image").line, block.loc("image").column) == (3, 10)
+    assert str(block.loc("image").file) == str(repo.resolve() / "services" / "a" / "values.yaml")

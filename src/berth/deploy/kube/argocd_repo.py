@@ -8,11 +8,10 @@ change to one service is a one- or two-line git diff. Changes are committed and 
 from __future__ import annotations
 
 import io
-import subprocess
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
@@ -21,7 +20,8 @@ from ruamel.yaml.util import load_yaml_guess_indent
 
 from berth.errors import BerthError, Location, Problem
 from berth.fsutil import atomic_write
-from berth.tools import find_tool
+from berth.tools.git import Git
+from berth.yamlio import loads_yaml
 
 VALUES = Path("apps") / "values.yaml"
 
@@ -120,44 +120,36 @@ class DeploymentRepo:
 
     # --- git ---------------------------------------------------------------------------------
 
-    def git(self, *args: str, check: bool = True) -> str:
-        result = subprocess.run([find_tool("git"), "-C", str(self.root), *args],
-                                capture_output=True, text=True)
-        if check and result.returncode != 0:
-            said = (result.stderr.strip() or result.stdout.strip()).splitlines()
-            raise BerthError(f"git {' '.join(args)} failed in {self.root}: "
-                             f"{' / '.join(said[-3:]) or 'no message'}")
-        return result.stdout
+    @cached_property
+    def git(self) -> Git:
+        return Git(self.root)
 
     def has_remote(self) -> bool:
-        return bool(self.git("remote").strip())
+        return self.git.has_remote()
 
     def pull(self) -> None:
         """Catch up with the remote before editing, so the push that follows is a fast-forward."""
-        if self.has_remote() and self.git("rev-parse", "--abbrev-ref", "@{upstream}",
-                                          check=False).strip():
+        if self.has_remote() and self.git.upstream():
             self.git("pull", "--ff-only", "--quiet")
             self._yaml, self.data = self._load()
 
     def commit_and_push(self, message: str) -> str:
         """Commit apps/values.yaml (only) and push; returns the new commit."""
-        self.git("add", "--", str(VALUES))
-        self.git("commit", "--quiet", "-m", message, "--", str(VALUES))
+        commit = self.git.commit(message, str(VALUES))
         if self.has_remote():
-            self.git("push", "--quiet")
-        return self.git("rev-parse", "HEAD").strip()
+            self.git.push()
+        return commit
 
     def history(self) -> list[tuple[str, str, str, dict[str, Any]]]:
         """(commit, ISO date, subject, parsed values) for each commit of apps/values.yaml,
         oldest first."""
-        log = self.git("log", "--format=%H%x09%cI%x09%s", "--", str(VALUES))
         entries = []
-        for line in reversed(log.splitlines()):
+        for line in reversed(self.git.log(str(VALUES), "%H%x09%cI%x09%s")):
             commit, date, subject = line.split("\t", 2)
-            text = self.git("show", f"{commit}:{VALUES.as_posix()}", check=False)
-            try:
-                values = yaml.safe_load(text) or {}
-            except yaml.YAMLError:
+            text = self.git.show(commit, VALUES.as_posix()) or ""
+            try:  # YAML 1.2 like the round-trip reader above, so `yes` means the same
+                values = loads_yaml(text, VALUES) or {}
+            except BerthError:
                 continue  # a broken commit in the past is skipped, not fatal
             entries.append((commit, date, subject, values if isinstance(values, dict) else {}))
         return entries
