@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from berth import paths
 from berth.errors import BerthError, Location, Problem
 from berth.ioc.entity import (
     REPEAT_TYPE,
@@ -44,7 +44,7 @@ from berth.ioc.support import (
 from berth.ioc.templates import Renderer, TemplateProblem
 from berth.yamlio import YDict, load_yaml, location_of
 
-SUPPORT_GLOB = "*.ibek.support.yaml"
+SUPPORT_GLOB = paths.SUPPORT_GLOB
 _TOP_KEYS = ("ioc_name", "description", "entities", "shared")
 _REPEAT_KEYS = ("type", "values", "variable", "entity", "entity_enabled")
 _WAIT_IP_KEYS = ("type", "device", "address", "timeout", "entity_enabled")
@@ -52,37 +52,40 @@ _WAIT_USB_KEYS = ("type", "device", "id", "timeout", "entity_enabled")
 
 
 def epics_root() -> Path:
-    return Path(os.environ.get("EPICS_ROOT") or "/epics")
+    return paths.epics_root()
 
 
 @dataclass
 class GenerateOptions:
-    """Paths written into the outputs, and where PVI device files are looked up."""
+    """Paths written into the outputs, where PVI device files are looked up, and the
+    environment `_global.get_env` sees (explicit: generation does not read os.environ)."""
 
-    ioc_dir: str = "/epics/ioc"  # as written into st.cmd `cd "<IOC>"`
-    runtime_dir: str = "/epics/runtime"  # st.cmd `dbLoadRecords <RUNTIME_DIR>/ioc.db`
+    ioc_dir: str = paths.IOC_DIR  # as written into st.cmd `cd "<IOC>"`
+    runtime_dir: str = paths.RUNTIME_DIR  # st.cmd `dbLoadRecords <RUNTIME_DIR>/ioc.db`
     ioc_name: str | None = None  # IOC_NAME for `_global.get_env('IOC_NAME')`
     pvi_defs: list[Path] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> GenerateOptions:
-        """Options from IOC, RUNTIME_DIR, IOC_NAME and EPICS_ROOT, overridden by keyword
-        arguments that are not None. `pvi_defs` given here are searched before
-        `$EPICS_ROOT/pvi-defs`."""
-        env = os.environ
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any
+                 ) -> GenerateOptions:
+        """Options from IOC, RUNTIME_DIR, IOC_NAME and EPICS_ROOT of `env` (default: this
+        process's), overridden by keyword arguments that are not None. `pvi_defs` given here
+        are searched before `$EPICS_ROOT/pvi-defs`."""
+        env = dict(os.environ if env is None else env)
         extra_pvi = [Path(p) for p in overrides.pop("pvi_defs", None) or []]
         values: dict[str, Any] = {
-            "ioc_dir": env.get("IOC") or "/epics/ioc",
-            "runtime_dir": env.get("RUNTIME_DIR") or "/epics/runtime",
+            "ioc_dir": env.get("IOC") or paths.IOC_DIR,
+            "runtime_dir": env.get("RUNTIME_DIR") or paths.RUNTIME_DIR,
             "ioc_name": env.get("IOC_NAME") or None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
-        values["pvi_defs"] = [*extra_pvi, epics_root() / "pvi-defs"]
-        return cls(**values)
+        values["pvi_defs"] = [*extra_pvi, paths.pvi_defs_dir(env)]
+        return cls(env=env, **values)
 
     def environment(self) -> dict[str, str]:
-        """What `_global.get_env` sees: the process environment with these options on top."""
-        env = dict(os.environ)
+        """What `_global.get_env` sees: `env` with these options on top."""
+        env = dict(self.env)
         env["IOC"] = self.ioc_dir
         env["RUNTIME_DIR"] = self.runtime_dir
         if self.ioc_name is not None:
@@ -130,48 +133,9 @@ class Generated:
 # --------------------------------------------------------------------------------------------
 # finding inputs
 
-_ENTITIES_KEY = re.compile(r"^entities\s*:", re.M)
-
-
-def find_instance_files(config_dir: Path) -> list[Path]:
-    """[instance yaml, runtime.yaml?] of a config folder (or [file] for a file)."""
-    config_dir = Path(config_dir)
-    if config_dir.is_file():
-        return [config_dir]
-    if not config_dir.is_dir():
-        raise BerthError(Problem("no such file or folder", Location(config_dir)))
-    main = config_dir / "ioc.yaml"
-    if not main.is_file():
-        candidates = []
-        for path in sorted(config_dir.glob("*.yaml")):
-            if path.name == "runtime.yaml" or path.name.endswith(".ibek.support.yaml"):
-                continue
-            try:
-                text = path.read_text(encoding="utf-8", errors="replace")
-            except OSError:
-                continue
-            if _ENTITIES_KEY.search(text):
-                candidates.append(path)
-        if not candidates:
-            raise BerthError(Problem(
-                "no IOC instance YAML here: expected ioc.yaml or one *.yaml with a top-level "
-                "'entities:' key", Location(config_dir)))
-        if len(candidates) > 1:
-            raise BerthError(Problem(
-                "more than one IOC instance YAML (files with a top-level 'entities:' key): "
-                + ", ".join(p.name for p in candidates) + "; keep one, or name it ioc.yaml",
-                Location(config_dir)))
-        main = candidates[0]
-    files = [main]
-    runtime = config_dir / "runtime.yaml"
-    if runtime.is_file():
-        files.append(runtime)
-    return files
-
-
-def default_defs() -> list[Path]:
-    """`$EPICS_ROOT/ibek-defs/*.ibek.support.yaml` (EPICS_ROOT defaults to /epics)."""
-    return sorted((epics_root() / "ibek-defs").glob(SUPPORT_GLOB))
+# (the one instance-file rule and the default support definitions live in berth.paths)
+find_instance_files = paths.find_instance_files
+default_defs = paths.default_defs
 
 
 def expand_defs(defs: Iterable[Path]) -> list[Path]:
