@@ -342,6 +342,7 @@ def main(args: list[str]) -> int | None:
         for problem in exc.problems:
             print(f"berth: {problem}", file=sys.stderr)
         return int(exc.exit_code)
+    return 0  # not reached: exec_launch replaced this process
 
 
 def build(launch: Launch) -> None:
