@@ -58,13 +58,14 @@ def epics_root() -> Path:
 @dataclass
 class GenerateOptions:
     """Paths written into the outputs, where PVI device files are looked up, and the
-    environment `_global.get_env` sees (explicit: generation does not read os.environ)."""
+    environment `_global.get_env` sees (`from_env` fixes it when the options are made)."""
 
     ioc_dir: str = paths.IOC_DIR  # as written into st.cmd `cd "<IOC>"`
     runtime_dir: str = paths.RUNTIME_DIR  # st.cmd `dbLoadRecords <RUNTIME_DIR>/ioc.db`
     ioc_name: str | None = None  # IOC_NAME for `_global.get_env('IOC_NAME')`
     pvi_defs: list[Path] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    # what `_global.get_env` sees; None (direct construction only): this process's environment
+    env: dict[str, str] | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any
@@ -85,7 +86,7 @@ class GenerateOptions:
 
     def environment(self) -> dict[str, str]:
         """What `_global.get_env` sees: `env` with these options on top."""
-        env = dict(self.env)
+        env = dict(os.environ if self.env is None else self.env)
         env["IOC"] = self.ioc_dir
         env["RUNTIME_DIR"] = self.runtime_dir
         if self.ioc_name is not None:
