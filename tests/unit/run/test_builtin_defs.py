@@ -44,6 +44,7 @@ def test_new_services_output_generates_without_defs(tmp_path: Path) -> None:
 
 
 def test_check_of_the_example_needs_no_defs() -> None:
-    result = run_berth("check", EXAMPLE, env=NO_GENERIC_IOC, timeout=300)
+    result = run_berth("check", "-r", EXAMPLE, env=NO_GENERIC_IOC, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no support definitions" not in result.stdout + result.stderr
+    assert result.stdout.count("schema,generate,epics") == 6, result.stdout
