@@ -1,14 +1,70 @@
-"""Where berth's built-in soft Generic IOC lives (src/berth/assets/softioc)."""
+"""The /epics container layout, berth's built-in soft IOC (src/berth/assets/softioc), and the
+one rule finding an instance's start-up files in its config folder (system.md §1).
+
+Imported on every IOC start (`berth run`): only `os`, `re` and `pathlib` at import time.
+"""
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+EPICS_ROOT = "/epics"
+IOC_DIR = "/epics/ioc"  # the Generic IOC folder in its container ($IOC)
+RUNTIME_DIR = "/epics/runtime"  # where start-up files are generated ($RUNTIME_DIR)
+CONFIG_DIR = IOC_DIR + "/config"  # where the instance's config folder is mounted
+SUPPORT_GLOB = "*.ibek.support.yaml"
+GENERIC_IOC_BINARY = Path("bin") / "linux-x86_64" / "ioc"
 
 ASSETS = Path(__file__).resolve().parent / "assets" / "softioc"
 
 
+def epics_root(env: Mapping[str, str] | None = None) -> Path:
+    """$EPICS_ROOT (default /epics)."""
+    return Path((os.environ if env is None else env).get("EPICS_ROOT") or EPICS_ROOT)
+
+
+def ibek_defs_dir(env: Mapping[str, str] | None = None) -> Path:
+    return epics_root(env) / "ibek-defs"
+
+
+def pvi_defs_dir(env: Mapping[str, str] | None = None) -> Path:
+    return epics_root(env) / "pvi-defs"
+
+
+def default_defs(env: Mapping[str, str] | None = None) -> list[Path]:
+    """`$EPICS_ROOT/ibek-defs/*.ibek.support.yaml`: a Generic IOC's support definitions."""
+    return sorted(ibek_defs_dir(env).glob(SUPPORT_GLOB))
+
+
+def standard_defs(env: Mapping[str, str] | None = None) -> list[Path]:
+    """The support definitions used when none are given: the Generic IOC's, or outside a
+    Generic IOC (no ibek-defs) berth's soft IOC's, which is what runs there."""
+    return default_defs(env) or support_files()
+
+
+def support_db_dirs(env: Mapping[str, str] | None = None) -> list[Path]:
+    """`db/` folders of the support modules of a Generic IOC ($EPICS_ROOT/support/*/db)."""
+    root = epics_root(env) / "support"
+    return sorted(p for p in root.glob("*/db") if p.is_dir()) if root.is_dir() else []
+
+
+def generic_binary(ioc_dir: Path) -> Path | None:
+    """A Generic IOC folder's executable, or None (then berth's soft IOC runs)."""
+    binary = ioc_dir / GENERIC_IOC_BINARY
+    return binary if binary.is_file() and os.access(binary, os.X_OK) else None
+
+
+# -- berth's built-in soft IOC ----------------------------------------------------------------
+
+
 def ioc_dir() -> Path:
-    """The IOC folder written into st.cmd (`cd "<IOC>"`); holds `dbd/ioc.dbd`."""
+    """The soft IOC folder written into st.cmd (`cd "<IOC>"`); holds `dbd/ioc.dbd`."""
     return ASSETS / "ioc"
 
 
@@ -19,4 +75,90 @@ def db_dir() -> Path:
 
 def support_files() -> list[Path]:
     """The support YAMLs describing what the soft IOC can instantiate (modules epics, berth)."""
-    return sorted((ASSETS / "support").glob("*.ibek.support.yaml"))
+    return sorted((ASSETS / "support").glob(SUPPORT_GLOB))
+
+
+# -- an instance's start-up files -------------------------------------------------------------
+
+_ENTITIES_KEY = re.compile(r"^entities\s*:", re.MULTILINE)
+_NOT_INSTANCES = ("runtime.yaml", "wait_list.yaml")
+
+
+class Startup:
+    """How an instance starts: `kind` "start.sh" | "yaml" | "st.cmd", and its files:
+    [start.sh], [instance YAML, runtime.yaml?] or [st.cmd, ioc.subst?]."""
+
+    def __init__(self, kind: str, files: list[Path]) -> None:
+        self.kind = kind
+        self.files = files
+
+    def __repr__(self) -> str:
+        return f"Startup({self.kind!r}, {self.files!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Startup) and (other.kind, other.files) == (self.kind,
+                                                                               self.files)
+
+
+def _error(message: str, where: Path) -> Exception:
+    from berth.errors import BerthError, Location, Problem
+
+    return BerthError(Problem(message, Location(where)))
+
+
+def instance_yaml(config_dir: Path) -> Path | None:
+    """The instance YAML of a config folder: `ioc.yaml`, else the one other *.yaml with a
+    top-level `entities:` key (two are an error); None when there is none."""
+    main = config_dir / "ioc.yaml"
+    if main.is_file():
+        return main
+    found = []
+    for path in sorted(config_dir.glob("*.yaml")):
+        if path.name in _NOT_INSTANCES or path.name.endswith(".ibek.support.yaml"):
+            continue
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        if _ENTITIES_KEY.search(text):
+            found.append(path)
+    if len(found) > 1:
+        raise _error("more than one IOC instance YAML (files with a top-level 'entities:' "
+                     "key): " + ", ".join(p.name for p in found)
+                     + "; keep one, or name it ioc.yaml", config_dir)
+    return found[0] if found else None
+
+
+def find_startup(config_dir: Path) -> Startup:
+    """By precedence: start.sh > instance YAML [+ runtime.yaml] > st.cmd [+ ioc.subst]."""
+    if not config_dir.is_dir():
+        raise _error("config folder not found", config_dir)
+    start_sh = config_dir / "start.sh"
+    if start_sh.is_file():
+        return Startup("start.sh", [start_sh])
+    main = instance_yaml(config_dir)
+    if main is not None:
+        runtime = config_dir / "runtime.yaml"
+        return Startup("yaml", [main, runtime] if runtime.is_file() else [main])
+    st_cmd = config_dir / "st.cmd"
+    if st_cmd.is_file():
+        subst = config_dir / "ioc.subst"
+        return Startup("st.cmd", [st_cmd, subst] if subst.is_file() else [st_cmd])
+    raise _error("nothing to run: expected start.sh, an instance YAML (ioc.yaml or a *.yaml "
+                 "with 'entities:') or st.cmd", config_dir)
+
+
+def find_instance_files(config: Path) -> list[Path]:
+    """What `berth generate` reads: [instance YAML, runtime.yaml?] of a config folder (start.sh
+    and st.cmd play no part), or [file] for an instance YAML file."""
+    config = Path(config)
+    if config.is_file():
+        return [config]
+    if not config.is_dir():
+        raise _error("no such file or folder", config)
+    main = instance_yaml(config)
+    if main is None:
+        raise _error("no IOC instance YAML here: expected ioc.yaml or one *.yaml with a "
+                     "top-level 'entities:' key", config)
+    runtime = config / "runtime.yaml"
+    return [main, runtime] if runtime.is_file() else [main]

@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 
 import yaml
-
-from berth.deploy.local.backend import EMBEDDED_IMAGES, how_to_run, image_name
-from berth.deploy.services import ServicesRepo
 from test_local import CA_PVS, EXAMPLE
+
+from berth.deploy.services import ServicesRepo
+from berth.run.ioc_map import EMBEDDED_IMAGES, how_to_run, image_name
 
 
 def test_example_has_six_soft_iocs_of_the_embedded_image() -> None:
@@ -18,7 +18,7 @@ def test_example_has_six_soft_iocs_of_the_embedded_image() -> None:
     assert sorted(repo.iocs) == sorted(CA_PVS)
     for name, ioc in repo.iocs.items():
         assert ioc.image and image_name(ioc.image) in EMBEDDED_IMAGES
-        assert how_to_run(ioc).runnable
+        assert how_to_run(ioc.image).runnable
         prefix = ioc.environment["IOC_PREFIX"]
         assert prefix == name.upper()
         assert ioc.config_dir is not None

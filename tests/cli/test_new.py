@@ -8,9 +8,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from test_local import LOOPBACK, ca_value
 
 from conftest import run_berth
-from test_local import LOOPBACK, ca_value
 
 HAVE_RUNTIME = all(importlib.util.find_spec(m) is not None
                    for m in ("berth.ioc.generate", "berth.epics.substitutions", "berth.cli.run"))
@@ -22,8 +22,8 @@ def token() -> str:
 
 @pytest.mark.parametrize("layout", ["helm", "compose"])
 def test_new_services_makes_a_repository_with_one_soft_ioc(tmp_path: Path, layout: str) -> None:
-    from berth.deploy.local.backend import how_to_run
     from berth.deploy.services import ServicesRepo
+    from berth.run.ioc_map import how_to_run
 
     folder = tmp_path / "bl09x-services"
     result = run_berth("new", "services", str(folder), "--layout", layout)
@@ -32,7 +32,7 @@ def test_new_services_makes_a_repository_with_one_soft_ioc(tmp_path: Path, layou
     assert repo.layout == layout
     assert list(repo.iocs) == ["bl09x-ea-test-01"]
     ioc = repo.iocs["bl09x-ea-test-01"]
-    assert how_to_run(ioc).runnable
+    assert how_to_run(ioc.image).runnable
     assert ioc.config_dir is not None and (ioc.config_dir / "ioc.yaml").is_file()
     assert ioc.environment["IOC_PREFIX"] == "BL09X-EA-TEST-01"
 

@@ -2,9 +2,9 @@
 databases its start-up loads (expanded as `berth run` expands them, loaded into real EPICS).
 
 The choices `berth run` makes are reused, not re-derived: which images run on the embedded soft
-IOC (`backends.local.how_to_run`), its support definitions and dbd (`runtime.softioc`), the
-template search path (`runtime.launch.search_path`) and the instance files
-(`build.generate.find_instance_files`).
+IOC (`run.ioc_map.how_to_run`), its support definitions and dbd (`paths`), and the start-up
+precedence, instance files, template search path, environment and path map
+(`run.launch.plan`).
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from berth import paths
 from berth.check.schema_check import group_unknown_types, schema_problems
 from berth.deploy.services import IOC_CHART, Service
 from berth.epics import dbload
@@ -24,11 +25,13 @@ from berth.epics.origin import Origins, templates_of_subst
 from berth.epics.records import link_problem, read_records
 from berth.epics.startup_script import database_loads
 from berth.errors import BerthError, Location, Problem
+from berth.run import launch
+from berth.run.ioc_map import how_to_run
 from berth.yamlio import YDict, YList, load_yaml
 
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.){2,})"')
-DEFAULT_IOC_DIR = "/epics/ioc"
-DEFAULT_RUNTIME_DIR = "/epics/runtime"
+DEFAULT_IOC_DIR = paths.IOC_DIR
+DEFAULT_RUNTIME_DIR = paths.RUNTIME_DIR
 
 
 @dataclass
@@ -129,26 +132,9 @@ def _module_of(path: Path) -> str | None:
 def defs_for_embedded(user_defs: Sequence[Path]) -> list[Path]:
     """The soft IOC's support YAMLs plus the user's, leaving out user files that define a
     module the soft IOC already has (e.g. an `epics` module given for foreign images)."""
-    from berth import paths as softioc
-
-    own = softioc.support_files()
+    own = paths.support_files()
     modules = {_module_of(p) for p in own}
     return own + [p for p in user_defs if _module_of(p) not in modules]
-
-
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """The instance's environment while generating (`_global.get_env`), as in its container."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
 
 
 # -- the steps ----------------------------------------------------------------------------------
@@ -175,10 +161,6 @@ class SchemaCache:
 def prepare(service: Service, work: Path, user_defs: Sequence[Path], schemas: SchemaCache
             ) -> InstanceCheck:
     """Everything up to the EPICS load: config folder, schema, generation, expansion."""
-    from berth import paths as softioc
-    from berth.deploy.local.backend import how_to_run
-    from berth.run import launch
-
     check = InstanceCheck(service.name, service, work)
     env = dict(service.environment)
     env.setdefault("IOC_NAME", service.name)
@@ -203,80 +185,86 @@ def prepare(service: Service, work: Path, user_defs: Sequence[Path], schemas: Sc
                         service_location(service, "configs" if service.layout == "compose"
                                          else "image"))
         return check
-    how = how_to_run(service)
+    how = how_to_run(service.image)
     embedded = how.runnable and how.ioc_dir is None
-    ioc_dir = softioc.ioc_dir() if embedded else how.ioc_dir
     runtime = work / "runtime"
     runtime.mkdir(parents=True, exist_ok=True)
+    options = launch.RunOptions(config_dir=config, ioc_dir=how.ioc_dir or Path(DEFAULT_IOC_DIR),
+                                runtime_dir=runtime, ioc_name=check.ioc_name)
+    try:
+        planned = launch.plan(options, {**os.environ, **env})
+    except BerthError as err:
+        if start_override and err.problems[0].message.startswith("nothing to run"):
+            check.note(f"the config folder is not an ibek config (no instance YAML, st.cmd or "
+                       f"start.sh); start-up comes from the values '{start_override[0]}': not "
+                       "checked", Location(config))
+        else:
+            check.problems += err.problems
+        return check
+    # (as the values name them, for the problems' locations; plan() resolved them)
+    planned.files = [config / f.name for f in planned.files]
+    ioc_dir = planned.ioc_dir if how.runnable else None
     env.update({"IOC": str(ioc_dir or DEFAULT_IOC_DIR), "RUNTIME_DIR": str(runtime)})
 
-    if (config / "start.sh").is_file():
+    if planned.mode == "start.sh":
         check.note("start.sh overrides the start-up: berth cannot see what it loads; "
                    "config not checked", Location(config / "start.sh"))
         return check
-    yaml_files = launch.instance_yaml_candidates(config)
     st_cmd_text: str | None = None
     subst: Path | None = None
-    if yaml_files:
-        st_cmd_text, subst = _check_yaml(check, config, how.runnable, embedded, ioc_dir,
-                                         runtime, env, user_defs, schemas, image)
+    if planned.mode == "yaml":
+        st_cmd_text, subst = _check_yaml(check, planned, how.runnable, embedded, user_defs,
+                                         schemas, image)
         if st_cmd_text is None:
             return check
-    elif (config / "st.cmd").is_file():
-        st_cmd_text = (config / "st.cmd").read_text(errors="replace")
-        subst = config / "ioc.subst" if (config / "ioc.subst").is_file() else None
-    elif start_override:
-        check.note(f"the config folder is not an ibek config (no instance YAML, st.cmd or "
-                   f"start.sh); start-up comes from the values '{start_override[0]}': not "
-                   "checked", Location(config))
-        return check
     else:
-        check.error("nothing to run: expected start.sh, an instance YAML (ioc.yaml or a "
-                    "*.yaml with 'entities:') or st.cmd", Location(config))
-        return check
+        st_cmd_text = planned.files[0].read_text(errors="replace")
+        subst = planned.files[1] if len(planned.files) > 1 else None
 
-    source = yaml_files[0] if yaml_files else config / "st.cmd"
+    source = planned.files[0]
     if not how.runnable:
         check.note(f"image {image} is not on this host: its templates and dbd are missing, so "
                    "the database was not expanded nor loaded into EPICS; PVs are known only "
                    "from database files in the config folder", service_location(service))
         # Records loaded straight from the config folder still count for duplicate PVs.
         check.plan = Plan(None, None, [config, runtime], config=config)
-        _plan_loads(check, st_cmd_text, None, config, Path(DEFAULT_IOC_DIR), runtime, env,
-                    source, on_host_only=True)
+        mapping = {DEFAULT_RUNTIME_DIR: runtime, f"{DEFAULT_IOC_DIR}/config": config,
+                   DEFAULT_IOC_DIR: Path(DEFAULT_IOC_DIR)}
+        _plan_loads(check, st_cmd_text, None, config, mapping, runtime, env, source,
+                    on_host_only=True)
         return check
     assert ioc_dir is not None
-    options = launch.RunOptions(config_dir=config, ioc_dir=ioc_dir, runtime_dir=runtime)
-    include = launch.search_path(options, embedded)
     dbd = ioc_dir / "dbd" / "ioc.dbd"
     if not dbd.is_file():
         check.note(f"the Generic IOC folder {ioc_dir} has no dbd/ioc.dbd: database not loaded")
         return check
-    check.plan = Plan(dbd, None if embedded else launch.generic_binary(ioc_dir), include,
-                      config=config)
-    _plan_loads(check, st_cmd_text, subst, config, ioc_dir, runtime, env, source)
+    check.plan = Plan(dbd, None if embedded else paths.generic_binary(ioc_dir),
+                      planned.include, config=config)
+    _plan_loads(check, st_cmd_text, subst, config,
+                {k: Path(v) for k, v in planned.path_map.items()}, runtime, env, source)
     return check
 
 
-def _check_yaml(check: InstanceCheck, config: Path, runnable: bool, embedded: bool,
-                ioc_dir: Path | None, runtime: Path, env: dict[str, str],
+def _check_yaml(check: InstanceCheck, planned: launch.Launch, runnable: bool, embedded: bool,
                 user_defs: Sequence[Path], schemas: SchemaCache, image: str
                 ) -> tuple[str | None, Path | None]:
     """Schema-check and generate an instance YAML; returns (st.cmd text, ioc.subst path)."""
     from berth.ioc import generate as gen
 
-    try:
-        files = gen.find_instance_files(config)
-    except BerthError as err:
-        check.problems += err.problems
-        return None, None
+    assert planned.options is not None
+    files = planned.files
+    config = files[0].parent
+    runtime = planned.options.runtime_dir
+    env = planned.generation_env()
+    if not runnable:
+        env["IOC"] = DEFAULT_IOC_DIR
     if embedded:
         defs = defs_for_embedded(user_defs)
     elif runnable:
-        defs = gen.default_defs() + list(user_defs)
+        defs = paths.default_defs(env) + list(user_defs)
     else:
         defs = list(user_defs)
-    beside = [p for p in sorted(config.glob(gen.SUPPORT_GLOB)) if p not in defs]
+    beside = [p for p in sorted(config.glob(paths.SUPPORT_GLOB)) if p not in defs]
     if not defs and not beside:
         check.note(f"support definitions of image {image} are not on this host: the instance "
                    "YAML was neither schema-checked nor generated (give them with --defs)",
@@ -305,11 +293,12 @@ def _check_yaml(check: InstanceCheck, config: Path, runnable: bool, embedded: bo
         if not from_values:  # else the name is the values' IOC_NAME: point there
             check.ioc_name_loc = head.loc("ioc_name")
 
-    options = gen.GenerateOptions.from_env(ioc_dir=str(ioc_dir or DEFAULT_IOC_DIR),
-                                           runtime_dir=str(runtime), ioc_name=env["IOC_NAME"])
+    ioc_dir = planned.ioc_dir if runnable else None
+    options = gen.GenerateOptions.from_env(env, ioc_dir=str(ioc_dir or DEFAULT_IOC_DIR),
+                                           runtime_dir=str(runtime),
+                                           ioc_name=planned.options.ioc_name)
     try:
-        with _environment(env):
-            generated = gen.generate(files, defs, options)
+        generated = gen.generate(files, defs, options)
     except BerthError as err:
         check.problems += found
         reported = {(str(p.location.file), p.location.line) for p in found}
@@ -340,10 +329,11 @@ def _instance_line(file: Path, text: str) -> Location:
 
 
 def _plan_loads(check: InstanceCheck, st_cmd: str, subst: Path | None, config: Path,
-                ioc_dir: Path, runtime: Path, env: dict[str, str], source: Path,
+                mapping: dict[str, Path], runtime: Path, env: dict[str, str], source: Path,
                 on_host_only: bool = False) -> None:
-    """Plan the database loads of an st.cmd. `on_host_only`: the Generic IOC is elsewhere,
-    so only files of the config folder are taken (and missing ones are not errors)."""
+    """Plan the database loads of an st.cmd (`mapping`: container path → this host's).
+    `on_host_only`: the Generic IOC is elsewhere, so only files of the config folder are taken
+    (and missing ones are not errors)."""
     plan = check.plan
     assert plan is not None
     from berth.epics import substitutions as msi
@@ -362,8 +352,6 @@ def _plan_loads(check: InstanceCheck, st_cmd: str, subst: Path | None, config: P
             plan.origins[ioc_db] = Origins(text, templates_of_subst(
                 subst.read_text(errors="replace"), plan.include))
             plan.made_for[ioc_db] = source
-    mapping = {DEFAULT_RUNTIME_DIR: runtime, f"{DEFAULT_IOC_DIR}/config": config,
-               DEFAULT_IOC_DIR: ioc_dir}
     for number, load in enumerate(database_loads(st_cmd, env, mapping)):
         where = (Location(source, load.line) if source.name == "st.cmd"
                  else _instance_line(source, Path(load.file).name))

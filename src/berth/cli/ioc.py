@@ -1,7 +1,7 @@
 """`berth generate` and `berth schema`: ibek-compatible IOC start-up files and JSON schemas.
 
 `generate` runs at every IOC start, so its ordinary invocations skip typer entirely: `fast`
-reads the arguments with `berth.cli.fastargs` (see `berth.cli.main.FAST_COMMANDS`) and hands
+reads the arguments with `berth.run.argv` (see `berth.cli.main.FAST_COMMANDS`) and hands
 anything unusual (--help, a mistake) back to typer, which reports it. Both paths call the same
 functions.
 """
@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Annotated
 if TYPE_CHECKING:
     import typer
 
-DEFAULT_IOC_DIR = "/epics/ioc"
-DEFAULT_RUNTIME_DIR = "/epics/runtime"
+from berth import paths
+
+DEFAULT_IOC_DIR = paths.IOC_DIR
+DEFAULT_RUNTIME_DIR = paths.RUNTIME_DIR
 
 
 def run_generate(config: Path, defs: list[Path], out_dir: Path | None, pvi_defs: list[Path],
@@ -25,10 +27,11 @@ def run_generate(config: Path, defs: list[Path], out_dir: Path | None, pvi_defs:
                  opi_dir: Path | None = None) -> None:
     from berth.ioc import generate as gen
 
-    files = gen.find_instance_files(config)
+    files = paths.find_instance_files(config)
     options = gen.GenerateOptions.from_env(ioc_dir=ioc_dir, runtime_dir=runtime_dir,
                                            ioc_name=ioc_name, pvi_defs=pvi_defs)
-    generated = gen.generate(files, defs or gen.default_defs(), options, beside=config.is_dir())
+    generated = gen.generate(files, defs or paths.standard_defs(), options,
+                             beside=config.is_dir())
     for warning in generated.warnings:
         print(f"berth: {warning}", file=sys.stderr)
     for path in gen.write_outputs(generated, out_dir or Path(options.runtime_dir), opi_dir):
@@ -41,16 +44,7 @@ def run_schema(defs: list[Path], out: Path | None, support: bool) -> None:
     from berth.errors import BerthError, Location, Problem
     from berth.ioc import schema as sch
 
-    if support:
-        data = sch.support_schema()
-    else:
-        from berth.ioc.generate import default_defs
-
-        paths = defs or default_defs()
-        if not paths:
-            raise BerthError("no support definitions: give --defs FILE_OR_DIR (none found in "
-                             "$EPICS_ROOT/ibek-defs)")
-        data = sch.ioc_schema(paths)
+    data = sch.support_schema() if support else sch.ioc_schema(defs or paths.standard_defs())
     text = json.dumps(data, indent=2) + "\n"
     if out is None:
         sys.stdout.write(text)
@@ -65,36 +59,48 @@ def run_schema(defs: list[Path], out: Path | None, support: bool) -> None:
     print(out)
 
 
-# options of the fast path: name -> (destination, kind: "one" | "many" | "flag")
-_GENERATE_OPTIONS = {"--defs": ("defs", "many"), "-o": ("out", "one"), "--output": ("out", "one"),
-                     "--pvi-defs": ("pvi_defs", "many"), "--ioc-dir": ("ioc_dir", "one"),
-                     "--runtime-dir": ("runtime_dir", "one"), "--ioc-name": ("ioc_name", "one"),
-                     "--opi-dir": ("opi_dir", "one")}
-_SCHEMA_OPTIONS = {"--defs": ("defs", "many"), "-o": ("out", "one"), "--output": ("out", "one"),
-                   "--support": ("support", "flag")}
+# The options of both commands, read by the fast path and the Typer commands alike:
+# option -> (destination, kind: "one" | "many" | "flag", environment variable giving its default)
+GENERATE_OPTIONS: dict[str, tuple[str, str, str]] = {
+    "--defs": ("defs", "many", ""), "-o": ("out", "one", ""), "--output": ("out", "one", ""),
+    "--pvi-defs": ("pvi_defs", "many", ""), "--ioc-dir": ("ioc_dir", "one", "IOC"),
+    "--runtime-dir": ("runtime_dir", "one", "RUNTIME_DIR"),
+    "--ioc-name": ("ioc_name", "one", "IOC_NAME"), "--opi-dir": ("opi_dir", "one", "")}
+SCHEMA_OPTIONS: dict[str, tuple[str, str, str]] = {
+    "--defs": ("defs", "many", ""), "-o": ("out", "one", ""), "--output": ("out", "one", ""),
+    "--support": ("support", "flag", "")}
+
+
+def _envvar(table: dict[str, tuple[str, str, str]], option: str) -> str | None:
+    return table[option][2] or None
+
+
+def _spec(table: dict[str, tuple[str, str, str]]) -> dict[str, tuple[str, str]]:
+    return {option: (dest, kind) for option, (dest, kind, _env) in table.items()}
 
 
 def fast(argv: list[str]) -> int | None:
     """Run `generate` / `schema` without typer; None when typer should handle the arguments."""
-    from berth.cli.fastargs import parse
+    from berth.run.argv import parse
 
     command, args = argv[0], argv[1:]
     if command == "generate":
-        opts = parse(args, _GENERATE_OPTIONS, 1)
+        opts = parse(args, _spec(GENERATE_OPTIONS), 1)
         if opts is None:
             return None
         env, one = os.environ, opts.one
         run_generate(
             Path(opts.positional[0]), opts.paths("defs"),
             Path(one["out"]) if "out" in one else None, opts.paths("pvi_defs"),
-            one.get("ioc_dir") or env.get("IOC") or DEFAULT_IOC_DIR,
-            one.get("runtime_dir") or env.get("RUNTIME_DIR") or DEFAULT_RUNTIME_DIR,
-            one.get("ioc_name") or env.get("IOC_NAME") or None,
+            one.get("ioc_dir") or env.get(GENERATE_OPTIONS["--ioc-dir"][2]) or DEFAULT_IOC_DIR,
+            one.get("runtime_dir") or env.get(GENERATE_OPTIONS["--runtime-dir"][2])
+            or DEFAULT_RUNTIME_DIR,
+            one.get("ioc_name") or env.get(GENERATE_OPTIONS["--ioc-name"][2]) or None,
             Path(one["opi_dir"]) if "opi_dir" in one else None,
         )
         return 0
     if command == "schema":
-        opts = parse(args, _SCHEMA_OPTIONS, 0)
+        opts = parse(args, _spec(SCHEMA_OPTIONS), 0)
         if opts is None:
             return None
         run_schema(opts.paths("defs"), Path(opts.one["out"]) if "out" in opts.one else None,
@@ -113,7 +119,8 @@ def register(app: "typer.Typer") -> None:
             "runtime.yaml and the folder's *.ibek.support.yaml) or an instance YAML file.")],
         defs: Annotated[list[Path] | None, typer.Option(
             "--defs", help="Support YAML file or folder of *.ibek.support.yaml (repeatable). "
-            "Default: $EPICS_ROOT/ibek-defs/*.ibek.support.yaml.")] = None,
+            "Default: $EPICS_ROOT/ibek-defs/*.ibek.support.yaml, or outside a Generic IOC "
+            "berth's soft IOC's.")] = None,
         out_dir: Annotated[Path | None, typer.Option(
             "-o", "--output", help="Folder for st.cmd, ioc.subst, wait_list.yaml "
             "(default: the runtime folder).")] = None,
@@ -121,13 +128,16 @@ def register(app: "typer.Typer") -> None:
             "--pvi-defs", help="Folder of *.pvi.device.yaml, searched before "
             "$EPICS_ROOT/pvi-defs (repeatable).")] = None,
         ioc_dir: Annotated[str, typer.Option(
-            "--ioc-dir", envvar="IOC", help="The generic IOC folder, for st.cmd's cd.")
+            "--ioc-dir", envvar=_envvar(GENERATE_OPTIONS, "--ioc-dir"),
+            help="The generic IOC folder, for st.cmd's cd.")
         ] = DEFAULT_IOC_DIR,
         runtime_dir: Annotated[str, typer.Option(
-            "--runtime-dir", envvar="RUNTIME_DIR", help="Where the IOC finds ioc.db.")
+            "--runtime-dir", envvar=_envvar(GENERATE_OPTIONS, "--runtime-dir"),
+            help="Where the IOC finds ioc.db.")
         ] = DEFAULT_RUNTIME_DIR,
         ioc_name: Annotated[str | None, typer.Option(
-            "--ioc-name", envvar="IOC_NAME", help="IOC_NAME for templates.")] = None,
+            "--ioc-name", envvar=_envvar(GENERATE_OPTIONS, "--ioc-name"),
+            help="IOC_NAME for templates.")] = None,
         opi_dir: Annotated[Path | None, typer.Option(
             "--opi-dir", help="Folder for the screens (index.bob and one per PVI device "
             "type); default: <output>/opi.")] = None,
@@ -141,7 +151,8 @@ def register(app: "typer.Typer") -> None:
     def schema(
         defs: Annotated[list[Path] | None, typer.Option(
             "--defs", help="Support YAML file or folder (repeatable). Default: "
-            "$EPICS_ROOT/ibek-defs/*.ibek.support.yaml.")] = None,
+            "$EPICS_ROOT/ibek-defs/*.ibek.support.yaml, or outside a Generic IOC berth's soft "
+            "IOC's.")] = None,
         out: Annotated[Path | None, typer.Option(
             "-o", "--output", help="Write the schema here (default: standard output).")
         ] = None,

@@ -13,10 +13,10 @@ are the same:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from berth import paths
 from berth.errors import BerthError, Location, Problem
 from berth.ioc.entity import Entity, TemplateProblem
 from berth.ioc.expand import EntityExpander, TopEntity
@@ -28,54 +28,15 @@ from berth.yamlio import YDict, load_yaml, location_of
 __all__ = ["SUPPORT_GLOB", "Generated", "GenerateOptions", "PviEntity", "default_defs",
            "epics_root", "expand_defs", "find_instance_files", "generate", "write_outputs"]
 
-SUPPORT_GLOB = "*.ibek.support.yaml"
+SUPPORT_GLOB = paths.SUPPORT_GLOB
 _TOP_KEYS = ("ioc_name", "description", "entities", "shared")
 
 # --------------------------------------------------------------------------------------------
 # finding inputs
 
-_ENTITIES_KEY = re.compile(r"^entities\s*:", re.M)
-
-
-def find_instance_files(config_dir: Path) -> list[Path]:
-    """[instance yaml, runtime.yaml?] of a config folder (or [file] for a file)."""
-    config_dir = Path(config_dir)
-    if config_dir.is_file():
-        return [config_dir]
-    if not config_dir.is_dir():
-        raise BerthError(Problem("no such file or folder", Location(config_dir)))
-    main = config_dir / "ioc.yaml"
-    if not main.is_file():
-        candidates = []
-        for path in sorted(config_dir.glob("*.yaml")):
-            if path.name == "runtime.yaml" or path.name.endswith(".ibek.support.yaml"):
-                continue
-            try:
-                text = path.read_text(encoding="utf-8", errors="replace")
-            except OSError:
-                continue
-            if _ENTITIES_KEY.search(text):
-                candidates.append(path)
-        if not candidates:
-            raise BerthError(Problem(
-                "no IOC instance YAML here: expected ioc.yaml or one *.yaml with a top-level "
-                "'entities:' key", Location(config_dir)))
-        if len(candidates) > 1:
-            raise BerthError(Problem(
-                "more than one IOC instance YAML (files with a top-level 'entities:' key): "
-                + ", ".join(p.name for p in candidates) + "; keep one, or name it ioc.yaml",
-                Location(config_dir)))
-        main = candidates[0]
-    files = [main]
-    runtime = config_dir / "runtime.yaml"
-    if runtime.is_file():
-        files.append(runtime)
-    return files
-
-
-def default_defs() -> list[Path]:
-    """`$EPICS_ROOT/ibek-defs/*.ibek.support.yaml` (EPICS_ROOT defaults to /epics)."""
-    return sorted((epics_root() / "ibek-defs").glob(SUPPORT_GLOB))
+# (the one instance-file rule and the default support definitions live in berth.paths)
+find_instance_files = paths.find_instance_files
+default_defs = paths.default_defs
 
 
 def expand_defs(defs: Iterable[Path]) -> list[Path]:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from berth import paths
 from berth.errors import BerthError, Location, Problem
 from berth.ioc.entity import WAIT_IP_TYPE, Entity, TemplateProblem
 from berth.ioc.support import Database, Pvi, ScriptItem
@@ -19,37 +21,41 @@ if TYPE_CHECKING:
     from berth.screens import ScreenEntry
 
 def epics_root() -> Path:
-    return Path(os.environ.get("EPICS_ROOT") or "/epics")
+    return paths.epics_root()
 
 
 @dataclass
 class GenerateOptions:
-    """Paths written into the outputs, and where PVI device files are looked up."""
+    """Paths written into the outputs, where PVI device files are looked up, and the
+    environment `_global.get_env` sees (`from_env` fixes it when the options are made)."""
 
-    ioc_dir: str = "/epics/ioc"  # as written into st.cmd `cd "<IOC>"`
-    runtime_dir: str = "/epics/runtime"  # st.cmd `dbLoadRecords <RUNTIME_DIR>/ioc.db`
+    ioc_dir: str = paths.IOC_DIR  # as written into st.cmd `cd "<IOC>"`
+    runtime_dir: str = paths.RUNTIME_DIR  # st.cmd `dbLoadRecords <RUNTIME_DIR>/ioc.db`
     ioc_name: str | None = None  # IOC_NAME for `_global.get_env('IOC_NAME')`
     pvi_defs: list[Path] = field(default_factory=list)
+    # what `_global.get_env` sees; None (direct construction only): this process's environment
+    env: dict[str, str] | None = None
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> GenerateOptions:
-        """Options from IOC, RUNTIME_DIR, IOC_NAME and EPICS_ROOT, overridden by keyword
-        arguments that are not None. `pvi_defs` given here are searched before
-        `$EPICS_ROOT/pvi-defs`."""
-        env = os.environ
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any
+                 ) -> GenerateOptions:
+        """Options from IOC, RUNTIME_DIR, IOC_NAME and EPICS_ROOT of `env` (default: this
+        process's), overridden by keyword arguments that are not None. `pvi_defs` given here
+        are searched before `$EPICS_ROOT/pvi-defs`."""
+        env = dict(os.environ if env is None else env)
         extra_pvi = [Path(p) for p in overrides.pop("pvi_defs", None) or []]
         values: dict[str, Any] = {
-            "ioc_dir": env.get("IOC") or "/epics/ioc",
-            "runtime_dir": env.get("RUNTIME_DIR") or "/epics/runtime",
+            "ioc_dir": env.get("IOC") or paths.IOC_DIR,
+            "runtime_dir": env.get("RUNTIME_DIR") or paths.RUNTIME_DIR,
             "ioc_name": env.get("IOC_NAME") or None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
-        values["pvi_defs"] = [*extra_pvi, epics_root() / "pvi-defs"]
-        return cls(**values)
+        values["pvi_defs"] = [*extra_pvi, paths.pvi_defs_dir(env)]
+        return cls(env=env, **values)
 
     def environment(self) -> dict[str, str]:
-        """What `_global.get_env` sees: the process environment with these options on top."""
-        env = dict(os.environ)
+        """What `_global.get_env` sees: `env` with these options on top."""
+        env = dict(os.environ if self.env is None else self.env)
         env["IOC"] = self.ioc_dir
         env["RUNTIME_DIR"] = self.runtime_dir
         if self.ioc_name is not None:

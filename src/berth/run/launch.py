@@ -1,12 +1,15 @@
 """`berth run`: turn an instance config folder into a running IOC.
 
-Precedence (system.md §1): `start.sh` > instance YAML [+ runtime.yaml] > `st.cmd` [+ ioc.subst].
-`plan` checks the folders and decides how to start (cheap). `build` generates st.cmd/ioc.subst
-from the instance YAML, expands ioc.subst into ioc.db and waits for the devices of
-wait_list.yaml; every mistake there is a BerthError. `exec_launch` then replaces this process by
-the lean runner (`berth.run.runner`, same PID) while a forked child runs `build`, so that
-Python start-up and EPICS loading overlap generation; the runner starts the IOC's script only
-when the build succeeded, otherwise it exits with the build's code and its problems printed.
+Precedence (system.md §1, `berth.paths.find_startup`): `start.sh` > instance YAML
+[+ runtime.yaml] > `st.cmd` [+ ioc.subst]. `plan` decides, without side effects, how to start:
+paths, environment, what to generate (`berth check` calls it too). `prepare_runtime` does the
+little I/O that must precede the start (runtime folder, a rewritten st.cmd, the console check).
+`build` generates st.cmd/ioc.subst from the instance YAML, expands ioc.subst into ioc.db and
+waits for the devices of wait_list.yaml; every mistake there is a BerthError. `exec_launch` then
+replaces this process by the lean runner (`berth.run.runner`, same PID) while a forked child
+runs `build`, so that Python start-up and EPICS loading overlap generation; the runner starts
+the IOC's script only when the build succeeded, otherwise it exits with the build's code and
+its problems printed.
 """
 
 from __future__ import annotations
@@ -16,20 +19,32 @@ import re
 import sys
 from pathlib import Path
 
-from berth import paths as softioc
+from berth import paths
 
 # (Not importing typing, dataclasses and berth.errors before the builder is forked keeps an
 # IOC's start-up ~15 ms shorter: the builder imports them while the runner starts.)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import NoReturn
 
     from berth.errors import BerthError, Problem
 
-GENERIC_IOC_BINARY = Path("bin") / "linux-x86_64" / "ioc"
-DEFAULT_IOC_DIR = "/epics/ioc"
-DEFAULT_RUNTIME_DIR = "/epics/runtime"
-_ENTITIES_LINE = re.compile(r"^entities\s*:", re.MULTILINE)
+GENERIC_IOC_BINARY = paths.GENERIC_IOC_BINARY
+DEFAULT_IOC_DIR = paths.IOC_DIR
+DEFAULT_RUNTIME_DIR = paths.RUNTIME_DIR
+
+# The options of `berth run`, read by the fast path (`from_argv`) and the Typer command alike:
+# option -> (destination, kind, environment variable giving its default)
+RUN_OPTIONS: dict[str, tuple[str, str, str]] = {
+    "--ioc-dir": ("ioc_dir", "one", "IOC"),
+    "--runtime-dir": ("runtime_dir", "one", "RUNTIME_DIR"),
+    "--ioc-name": ("ioc_name", "one", "IOC_NAME"),
+    "--console-socket": ("console_socket", "one", ""),
+    "--defs": ("defs", "many", ""),
+    "--no-wait": ("no_wait", "flag", ""),
+    "--strict": ("strict", "flag", ""),
+}
 
 
 class RunOptions:
@@ -49,6 +64,40 @@ class RunOptions:
     def __repr__(self) -> str:
         return f"RunOptions({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
 
+    @classmethod
+    def from_values(cls, config_dir: Path, ioc_dir: str | Path | None = None,
+                    runtime_dir: str | Path | None = None, ioc_name: str | None = None,
+                    console_socket: str | Path | None = None, defs: list[Path] | None = None,
+                    no_wait: bool = False, strict: bool = False,
+                    env: Mapping[str, str] | None = None) -> RunOptions:
+        """Options as the user gave them; missing ones from $IOC, $RUNTIME_DIR, $IOC_NAME of
+        `env` (default this process's), else the container defaults."""
+        env = os.environ if env is None else env
+        return cls(
+            config_dir=Path(config_dir),
+            ioc_dir=Path(ioc_dir or env.get("IOC") or DEFAULT_IOC_DIR),
+            runtime_dir=Path(runtime_dir or env.get("RUNTIME_DIR") or DEFAULT_RUNTIME_DIR),
+            ioc_name=ioc_name or env.get("IOC_NAME") or None,
+            console_socket=Path(console_socket) if console_socket else None,
+            defs=list(defs or []), wait=not no_wait, strict=strict,
+        )
+
+    @classmethod
+    def from_argv(cls, args: list[str], env: Mapping[str, str] | None = None
+                  ) -> RunOptions | None:
+        """`berth run`'s arguments (after `run`), or None for anything but the ordinary
+        spellings (help, mistakes): the Typer command then reads and reports them."""
+        from berth.run.argv import parse
+
+        opts = parse(args, {k: v[:2] for k, v in RUN_OPTIONS.items()}, 1)
+        if opts is None:
+            return None
+        one = opts.one
+        return cls.from_values(
+            Path(opts.positional[0]), one.get("ioc_dir"), one.get("runtime_dir"),
+            one.get("ioc_name"), one.get("console_socket"), opts.paths("defs"),
+            "no_wait" in opts.flags, "strict" in opts.flags, env)
+
 
 class Launch:
     """What to exec, and what must be built in the runtime folder before the IOC starts."""
@@ -59,9 +108,12 @@ class Launch:
                  instance: Path | None = None,  # the instance YAML to generate from (mode "yaml")
                  subst: Path | None = None,  # expanded into <runtime>/ioc.db when it exists
                  include: list[Path] | None = None, ioc_dir: Path | None = None,
-                 embedded: bool = True) -> None:
+                 embedded: bool = True, files: list[Path] | None = None,
+                 base_env: dict[str, str] | None = None,
+                 path_map: dict[str, str] | None = None,
+                 rewritten: str | None = None) -> None:
         self.argv = argv
-        self.env = env
+        self.env = env  # set for the IOC (and its generation) on top of `base_env`
         self.mode = mode
         self.st_cmd = st_cmd
         self.options = options
@@ -70,9 +122,18 @@ class Launch:
         self.include: list[Path] = [] if include is None else include
         self.ioc_dir = ioc_dir
         self.embedded = embedded
+        self.files: list[Path] = [] if files is None else files  # paths.find_startup's
+        self.base_env: dict[str, str] = {} if base_env is None else base_env
+        # container path -> this host's, for a hand-written st.cmd
+        self.path_map: dict[str, str] = {} if path_map is None else path_map
+        self.rewritten = rewritten  # st.cmd's text with path_map applied, when it differs
 
     def __repr__(self) -> str:
         return f"Launch({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
+
+    def generation_env(self) -> dict[str, str]:
+        """The environment the IOC (and `_global.get_env` while generating) sees."""
+        return {**self.base_env, **self.env}
 
 
 def _error(message: str, where: str | Path) -> BerthError:
@@ -88,34 +149,17 @@ def default_ioc_name(config_dir: Path) -> str:
     return folder.parent.name if folder.name == "config" else folder.name
 
 
-def generic_binary(ioc_dir: Path) -> Path | None:
-    binary = ioc_dir / GENERIC_IOC_BINARY
-    return binary if binary.is_file() and os.access(binary, os.X_OK) else None
+generic_binary = paths.generic_binary
+support_db_dirs = paths.support_db_dirs
 
 
-def instance_yaml_candidates(config_dir: Path) -> list[Path]:
-    """YAML files that look like an instance (ioc.yaml, or top-level `entities:`)."""
-    found = []
-    for path in sorted(config_dir.glob("*.y*ml")):
-        if path.name in ("runtime.yaml", "wait_list.yaml") or ".ibek.support." in path.name:
-            continue
-        if path.name == "ioc.yaml" or _ENTITIES_LINE.search(path.read_text(errors="replace")):
-            found.append(path)
-    return found
-
-
-def support_db_dirs() -> list[Path]:
-    """`db/` folders of the support modules of a Generic IOC ($EPICS_ROOT/support/*/db)."""
-    root = Path(os.environ.get("EPICS_ROOT", "/epics")) / "support"
-    return sorted(p for p in root.glob("*/db") if p.is_dir()) if root.is_dir() else []
-
-
-def search_path(options: RunOptions, embedded: bool) -> list[Path]:
+def search_path(options: RunOptions, embedded: bool,
+                env: Mapping[str, str] | None = None) -> list[Path]:
     """Template/db search path: config folder and runtime folder first."""
-    paths = [options.config_dir.resolve(), options.runtime_dir.resolve()]
+    found = [options.config_dir.resolve(), options.runtime_dir.resolve()]
     if embedded:
-        paths.append(softioc.db_dir())
-    return paths + support_db_dirs()
+        found.append(paths.db_dir())
+    return found + paths.support_db_dirs(env)
 
 
 def _map_paths(text: str, mapping: dict[str, str]) -> str:
@@ -154,15 +198,17 @@ def _expand_subst(subst: Path, out: Path, include: list[Path], strict: bool) -> 
     atomic_write(out, text)
 
 
-def _generate(options: RunOptions, instance: Path, ioc_dir: Path, embedded: bool) -> None:
+def _generate(launch: Launch, options: RunOptions, ioc_dir: Path) -> None:
     from berth.ioc import generate as gen
 
-    files = gen.find_instance_files(options.config_dir.resolve())
-    defs = (softioc.support_files() if embedded else gen.default_defs()) + list(options.defs)
+    env = launch.generation_env()
+    defs = (paths.support_files() if launch.embedded else paths.default_defs(env))
     gen_options = gen.GenerateOptions.from_env(
-        ioc_dir=str(ioc_dir), runtime_dir=str(options.runtime_dir.resolve()),
+        env, ioc_dir=str(ioc_dir), runtime_dir=str(options.runtime_dir),
         ioc_name=options.ioc_name,
     )
+    files = launch.files
+    defs = defs + list(options.defs)
     generated = gen.generate(files, defs, gen_options)
     gen.write_outputs(generated, options.runtime_dir)
     if generated.wait_list is None:
@@ -180,88 +226,123 @@ def _check_console_free(socket_path: Path) -> None:
 
 
 def prepare(options: RunOptions) -> Launch:
-    """Plan, then build the runtime folder in this process; return what to exec."""
+    """Plan, prepare the runtime folder and build it in this process; return what to exec."""
     launch = plan(options)
+    prepare_runtime(launch)
     build(launch)
     return launch
 
 
-def plan(options: RunOptions) -> Launch:
-    """The cheap part: check the folders, choose how to start, compute paths and environment."""
+def plan(options: RunOptions, env: Mapping[str, str] | None = None) -> Launch:
+    """Decide how to start, without side effects: check the folders, choose by precedence,
+    compute paths and the environment. `env`: the instance's environment (default this
+    process's)."""
+    base_env = dict(os.environ if env is None else env)
     config = options.config_dir
     if not config.is_dir():
         raise _error("config folder not found", config)
     config = config.resolve()
-    options.config_dir = config
-    options.ioc_name = options.ioc_name or default_ioc_name(config)
     runtime = options.runtime_dir.resolve()
-    try:
-        runtime.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _error(f"cannot create the runtime folder: {exc.strerror}", runtime) from None
-    options.runtime_dir = runtime
+    ioc_name = options.ioc_name or default_ioc_name(config)
     socket_path = (options.console_socket or runtime / "console.sock").absolute()
-    options.console_socket = socket_path
+    decided = RunOptions(config, options.ioc_dir, runtime, ioc_name, socket_path,
+                         list(options.defs), options.wait, options.strict)
 
-    binary = generic_binary(options.ioc_dir)
+    binary = paths.generic_binary(options.ioc_dir)
     embedded = binary is None
-    ioc_dir = softioc.ioc_dir() if embedded else options.ioc_dir.resolve()
-    include = search_path(options, embedded)
-    env = {
-        "IOC_NAME": options.ioc_name,
+    ioc_dir = paths.ioc_dir() if embedded else options.ioc_dir.resolve()
+    include = search_path(decided, embedded, base_env)
+    launch_env = {
+        "IOC_NAME": ioc_name,
         "IOC": str(ioc_dir),
         "RUNTIME_DIR": str(runtime),
         "EPICS_DB_INCLUDE_PATH": os.pathsep.join(str(p) for p in include),
         "STREAM_PROTOCOL_PATH": os.pathsep.join(
             p for p in (str(config), str(runtime / "protocol"),
-                        os.environ.get("STREAM_PROTOCOL_PATH", "")) if p),
+                        base_env.get("STREAM_PROTOCOL_PATH", "")) if p),
     }
     if embedded:
         from berth.epics import libs as epics
 
-        env["EPICS_DB_INCLUDE_PATH"] += os.pathsep + epics.dbd_search_path()
-        env["PVXS_QSRV_ENABLE"] = "YES"
+        launch_env["EPICS_DB_INCLUDE_PATH"] += os.pathsep + epics.dbd_search_path()
+        launch_env["PVXS_QSRV_ENABLE"] = "YES"
 
-    # Generation (`_global.get_env`) and the IOC see the same environment as in a container.
-    os.environ.update(env)
-    start_sh = config / "start.sh"
-    if start_sh.is_file():
+    startup = paths.find_startup(config)
+    path_map = {
+        f"{DEFAULT_IOC_DIR}/config": str(config),
+        f"{options.ioc_dir}/config": str(config),
+        DEFAULT_IOC_DIR: str(ioc_dir),
+        str(options.ioc_dir): str(ioc_dir),
+        DEFAULT_RUNTIME_DIR: str(runtime),
+    }
+    common = {"options": decided, "include": include, "ioc_dir": ioc_dir, "embedded": embedded,
+              "files": startup.files, "base_env": base_env, "path_map": path_map}
+    if startup.kind == "start.sh":
+        start_sh = startup.files[0]
         argv = [str(start_sh)] if os.access(start_sh, os.X_OK) else ["/bin/sh", str(start_sh)]
-        return Launch(argv, env, "start.sh", options=options)
+        return Launch(argv, launch_env, "start.sh", **common)  # type: ignore[arg-type]
 
-    candidates = instance_yaml_candidates(config)
-    st_cmd = config / "st.cmd"
     instance = None
-    if candidates:
-        instance = candidates[0]
-        mode, st_cmd, subst = "yaml", runtime / "st.cmd", runtime / "ioc.subst"
-    elif st_cmd.is_file():
-        mode, subst = "st.cmd", config / "ioc.subst"
-        mapped = _map_paths(st_cmd.read_text(errors="replace"), {
-            f"{DEFAULT_IOC_DIR}/config": str(config),
-            f"{options.ioc_dir}/config": str(config),
-            DEFAULT_IOC_DIR: str(ioc_dir),
-            str(options.ioc_dir): str(ioc_dir),
-            DEFAULT_RUNTIME_DIR: str(runtime),
-        })
-        if mapped != st_cmd.read_text(errors="replace"):
-            from berth.fsutil import atomic_write
-
-            st_cmd = runtime / "st.cmd"
-            atomic_write(st_cmd, mapped)
+    rewritten = None
+    if startup.kind == "yaml":
+        instance = startup.files[0]
+        st_cmd, subst = runtime / "st.cmd", runtime / "ioc.subst"
     else:
-        raise _error("nothing to run: expected start.sh, an instance YAML (ioc.yaml "
-                     "or a *.yaml with 'entities:') or st.cmd", config)
+        st_cmd, subst = startup.files[0], config / "ioc.subst"
+        text = st_cmd.read_text(errors="replace")
+        mapped = _map_paths(text, path_map)
+        if mapped != text:
+            st_cmd, rewritten = runtime / "st.cmd", mapped
 
-    _check_console_free(socket_path)
-    runner = [sys.executable, "-m", "berth.run.runner", "--name", options.ioc_name,
+    runner = [sys.executable, "-m", "berth.run.runner", "--name", ioc_name,
               "--socket", str(socket_path)]
     if binary is not None:
         runner += ["--exec", str(binary), str(st_cmd)]
     else:
         runner += ["--startup", str(st_cmd)]
-    return Launch(runner, env, mode, st_cmd, options, instance, subst, include, ioc_dir,
-                  embedded)
+    return Launch(runner, launch_env, startup.kind, st_cmd, instance=instance, subst=subst,
+                  rewritten=rewritten, **common)  # type: ignore[arg-type]
+
+
+def prepare_runtime(launch: Launch) -> None:
+    """The I/O `plan` decided on: the runtime folder, a rewritten st.cmd, and that no other
+    IOC serves this console socket."""
+    options = launch.options
+    if options is None:
+        return
+    try:
+        options.runtime_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _error(f"cannot create the runtime folder: {exc.strerror}",
+                     options.runtime_dir) from None
+    if launch.mode == "start.sh":
+        return
+    if launch.rewritten is not None and launch.st_cmd is not None:
+        from berth.fsutil import atomic_write
+
+        atomic_write(launch.st_cmd, launch.rewritten)
+    if options.console_socket is not None:
+        _check_console_free(options.console_socket)
+
+
+def main(args: list[str]) -> int | None:
+    """`berth run ARGS` (ARGS after `run`) without typer: exec's the IOC. None: arguments the
+    fast reading does not take (help, mistakes), for typer to read and report."""
+    options = RunOptions.from_argv(args)
+    if options is None:
+        return None
+    try:
+        launch = plan(options)
+        prepare_runtime(launch)
+        exec_launch(launch)  # the runtime folder is built while the IOC process starts
+    except Exception as exc:
+        errors = sys.modules.get("berth.errors")  # a BerthError exists only once it is imported
+        if errors is None or not isinstance(exc, errors.BerthError):
+            raise
+        for problem in exc.problems:
+            print(f"berth: {problem}", file=sys.stderr)
+        return int(exc.exit_code)
+    return 0  # not reached: exec_launch replaced this process
 
 
 def build(launch: Launch) -> None:
@@ -272,7 +353,7 @@ def build(launch: Launch) -> None:
         return
     runtime = options.runtime_dir
     if launch.instance is not None and launch.ioc_dir is not None:
-        _generate(options, launch.instance, launch.ioc_dir, launch.embedded)
+        _generate(launch, options, launch.ioc_dir)
     if launch.subst is not None and launch.subst.is_file():
         _expand_subst(launch.subst, runtime / "ioc.db", launch.include, options.strict)
     wait_list = runtime / "wait_list.yaml"

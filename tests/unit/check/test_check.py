@@ -343,3 +343,23 @@ def test_generic_ioc_on_this_host_loads_with_its_own_binary(tmp_path: Path) -> N
     notes = [p for p in report["problems"] if p["instance"] == "ioc-gen"]
     assert [p["severity"] for p in notes] == ["note"]
     assert "example.org/ioc-gen:1.0 is not on this host" in notes[0]["message"]
+
+
+def test_start_up_precedence_is_run_s(tmp_path: Path) -> None:
+    """`berth check` reads a config folder as `berth run` does (`run.launch.plan`): two instance
+    YAMLs are the error `berth run` gives, and start.sh overrides everything."""
+    repo = make_repo(tmp_path)
+    config = new_instance(repo, "ioc-twice", SOFT, prefix="T-TW") / "config"
+    (config / "ioc.yaml").rename(config / "first.yaml")
+    shutil.copy(config / "first.yaml", config / "second.yaml")
+    code, report, _ = check_json(repo)
+    assert code == 1
+    twice = [p for p in report["problems"] if "more than one IOC instance YAML" in p["message"]]
+    assert len(twice) == 1 and "first.yaml, second.yaml" in twice[0]["message"]
+    assert twice[0]["file"].endswith("services/ioc-twice/config")
+
+    (config / "start.sh").write_text("#!/bin/sh\nexit 0\n")
+    code, report, _ = check_json(repo)
+    assert code == 0, report
+    notes = [p for p in report["problems"] if p["severity"] == "note"]
+    assert any("start.sh overrides the start-up" in p["message"] for p in notes)

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_local import copy_example, make_history
 
 from conftest import run_berth
-from test_local import copy_example, make_history
 
 
 @pytest.fixture(scope="module")
@@ -84,21 +84,21 @@ def test_bad_input_is_one_line_and_exit_2(args: tuple[str, ...], expected: str,
 
 def test_images_run_embedded_or_through_the_ioc_map(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from berth.deploy.local.backend import how_to_run
     from berth.deploy.services import Service
+    from berth.run.ioc_map import how_to_run
 
     def service(image: str) -> Service:
         return Service("x", tmp_path, "helm", {"ioc-instance": {"image": image}}, "ioc-instance")
 
     monkeypatch.delenv("BERTH_IOC_MAP", raising=False)
-    assert how_to_run(service("ghcr.io/berth/softioc:2.0")).runnable
+    assert how_to_run(service("ghcr.io/berth/softioc:2.0").image).runnable
     cam = "ghcr.io/epics-containers/ioc-adaravis-runtime:2024.11.1"
-    assert "needs image " + cam in how_to_run(service(cam)).reason
+    assert "needs image " + cam in how_to_run(service(cam).image).reason
 
     ioc = tmp_path / "adaravis"
     monkeypatch.setenv("BERTH_IOC_MAP", f"ghcr.io/epics-containers/ioc-adaravis-runtime={ioc}")
-    assert "has no bin/linux-x86_64/ioc" in how_to_run(service(cam)).reason
+    assert "has no bin/linux-x86_64/ioc" in how_to_run(service(cam).image).reason
     (ioc / "bin" / "linux-x86_64").mkdir(parents=True)
     (ioc / "bin" / "linux-x86_64" / "ioc").write_text("#!/bin/sh\n")
-    how = how_to_run(service(cam))
+    how = how_to_run(service(cam).image)
     assert how.runnable and how.ioc_dir == ioc

@@ -9,13 +9,12 @@ import socket
 from pathlib import Path
 
 import pytest
-
-from conftest import run_berth
 from test_run import (
     Ioc,
     ca_read,
     ca_write,
     iocs,
+    loopback_epics,
     pva_context,
     pva_read,
     start,
@@ -23,7 +22,9 @@ from test_run import (
     wait_until,
 )
 
-__all__ = ["iocs"]
+from conftest import run_berth
+
+__all__ = ["iocs", "loopback_epics"]  # fixtures: IOCs, and loopback-only EPICS
 
 HAVE_GENERATE = importlib.util.find_spec("berth.ioc.generate") is not None
 HAVE_MSI = importlib.util.find_spec("berth.epics.substitutions") is not None

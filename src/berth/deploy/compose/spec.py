@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from berth import paths
 from berth.deploy.services import Service
 from berth.errors import BerthError, Location, Problem
 
-CONFIG_TARGET = "/epics/ioc/config"
+CONFIG_TARGET = paths.CONFIG_DIR
 DATA_TARGET = "/autosave"
 LABEL_PREFIX = "berth."
 

@@ -48,8 +48,8 @@ from berth.deploy.services import Service, ServicesRepo
 from berth.deploy.state import InstanceState, StateDir, default_state_dir
 from berth.errors import BerthError, Location, Problem
 from berth.fsutil import atomic_write
+from berth.run.ioc_map import how_to_run
 
-EMBEDDED_IMAGES = ("ghcr.io/berth/softioc",)
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 MARKER = "### berth:"  # starts the launcher's line opening each run in an instance's log
 SUPERVISOR_STATES = {
@@ -60,50 +60,6 @@ SUPERVISOR_STATES = {
     "STOPPED": "stopped",
     "FATAL": "crashed",
 }
-
-
-def image_name(image: str) -> str:
-    """The image without its tag or digest."""
-    image = image.split("@", 1)[0]
-    head, _, last = image.rpartition("/")
-    return f"{head}/{last.split(':', 1)[0]}" if head else last.split(":", 1)[0]
-
-
-def ioc_map() -> dict[str, Path]:
-    """Image → local Generic IOC folder, from BERTH_IOC_MAP (`image=folder,...`)."""
-    mapping: dict[str, Path] = {}
-    for item in os.environ.get("BERTH_IOC_MAP", "").split(","):
-        image, sep, folder = item.strip().partition("=")
-        if sep and image and folder:
-            mapping[image.strip()] = Path(folder.strip()).expanduser()
-    return mapping
-
-
-@dataclass
-class HowToRun:
-    ioc_dir: Path | None  # a Generic IOC folder, or None for the embedded runtime
-    reason: str = ""  # non-empty: not runnable here, and why
-
-    @property
-    def runnable(self) -> bool:
-        return not self.reason
-
-
-def how_to_run(service: Service) -> HowToRun:
-    image = service.image
-    if not image:
-        return HowToRun(None, "no image in its values")
-    if image_name(image) in EMBEDDED_IMAGES:
-        return HowToRun(None)
-    mapping = ioc_map()
-    folder = mapping.get(image) or mapping.get(image_name(image))
-    if folder is None:
-        return HowToRun(None, f"needs image {image}: no local IOC is mapped for it "
-                        f"(BERTH_IOC_MAP={image_name(image)}=/path/to/ioc)")
-    if not (folder / "bin" / "linux-x86_64" / "ioc").is_file():
-        return HowToRun(None, f"needs image {image}: mapped folder {folder} has no "
-                        "bin/linux-x86_64/ioc")
-    return HowToRun(folder)
 
 
 def runner_command() -> list[str]:
@@ -140,7 +96,7 @@ class LocalBackend:
         if not service.is_ioc:
             raise BerthError(Problem(f"'{name}' is not an IOC instance (no ioc-instance values)",
                                      Location(service.values_file), entity=name))
-        how = how_to_run(service)
+        how = how_to_run(service.image)
         if not how.runnable:
             raise BerthError(Problem(f"not runnable here: {how.reason}",
                                      Location(service.values_file), entity=name, field="image"))
@@ -173,7 +129,7 @@ class LocalBackend:
 
     def _launch_spec(self, name: str, release: Path, version: str) -> dict[str, Any]:
         service = ServicesRepo.load(release).service(name)
-        how = how_to_run(service)
+        how = how_to_run(service.image)
         if not how.runnable:
             raise BerthError(Problem(f"not runnable here: {how.reason}",
                                      Location(service.values_file), entity=name, field="image"))
@@ -332,7 +288,7 @@ class LocalBackend:
         for name, service in sorted(repo.iocs.items()):
             if name in deployed:
                 continue
-            how = how_to_run(service)
+            how = how_to_run(service.image)
             if how.runnable:
                 rows.append(InstanceStatus(name, "not deployed"))
             else:
@@ -518,7 +474,7 @@ class LocalBackend:
                 results[name] = Release(name, "-", "-", False, "skipped: the name has characters "
                                         "the local backend cannot use")
                 continue
-            how = how_to_run(service)
+            how = how_to_run(service.image)
             if not how.runnable:
                 results[name] = Release(name, "-", "-", False, f"not runnable here: {how.reason}")
                 continue

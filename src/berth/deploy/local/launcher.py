@@ -59,14 +59,15 @@ def main(argv: list[str]) -> int:
     os.environ.update(spec["env"])
     os.chdir(spec["cwd"])
     argv = spec["argv"]
-    if argv[:3] == [sys.executable, "-m", "berth"]:
+    if argv[:4] == [sys.executable, "-m", "berth", "run"]:
         # `berth run` in this very process: one interpreter start-up less per IOC (it exec's
-        # the IOC runner itself, keeping this PID).
+        # the IOC runner itself, keeping this PID). None: arguments for the full command line.
         sys.argv = ["berth", *argv[3:]]
-        from berth.cli.main import main as berth_main
+        from berth.run.launch import main as run_main
 
-        berth_main(argv[3:])
-        return 0
+        code = run_main(argv[4:])
+        if code is not None:
+            return code
     os.execvp(argv[0], argv)
     return 127  # not reached
 

@@ -1,4 +1,5 @@
-"""Argument reading for the commands that run without typer (`berth.cli.main.FAST_COMMANDS`).
+"""Argument reading for the commands that run without typer (`berth.cli.main.FAST_COMMANDS`,
+and `berth run` inside the local backend's launcher).
 
 Only the ordinary spellings are read here (`--option value`, `--option=value`, flags,
 positionals, `--` to end options); anything else (help, abbreviations, unknown options, a wrong
@@ -8,8 +9,12 @@ as it does for every command. Tests check that both read ordinary arguments alik
 
 from pathlib import Path
 
-# option -> (destination, kind): kind "one" keeps the last value, "many" all, "flag" none
-Spec = dict[str, tuple[str, str]]
+TYPE_CHECKING = False  # (typing is not imported on the IOC start-up path)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    # option -> (destination, kind): kind "one" keeps the last value, "many" all, "flag" none
+    Spec = Mapping[str, tuple[str, str]]
 
 
 class Args:
@@ -26,7 +31,7 @@ class Args:
         return Path(self.one[dest]) if dest in self.one else None
 
 
-def parse(args: list[str], spec: Spec, positional: int) -> Args | None:
+def parse(args: list[str], spec: "Spec", positional: int) -> "Args | None":
     """Options as typer would read them, or None for anything else (help, mistakes)."""
     result = Args()
     i = 0
