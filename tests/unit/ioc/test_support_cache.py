@@ -147,7 +147,7 @@ def test_demo_outputs_equal_cold_and_warm(cache, tmp_path, monkeypatch):
         mp.setenv("BERTH_NO_CACHE", "1")
         plain = outputs(instance, [DEMO], OPTIONS)
     cold = outputs(instance, [DEMO], OPTIONS)
-    assert len(entries(cache)) == 1
+    assert len(entries(cache)) == 2  # the support file and the screens
     with monkeypatch.context() as mp:
         no_parsing(mp)
         warm = outputs(instance, [DEMO], OPTIONS)
@@ -166,7 +166,7 @@ def test_corpus_sample_outputs_equal_cold_and_warm(corpus, cache, monkeypatch):
         mp.setenv("BERTH_NO_CACHE", "1")
         plain = outputs(instance, defs, options)
     cold = outputs(instance, defs, options)
-    assert len(entries(cache)) == 2
+    assert len(entries(cache)) == 3  # two support files and the screens
     with monkeypatch.context() as mp:
         no_parsing(mp)
         warm = outputs(instance, defs, options)
