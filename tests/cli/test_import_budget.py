@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -15,15 +16,18 @@ NEVER = ("typer", "click", "pydantic", "jinja2", "rich")
 
 
 def modules_after(code: str, tmp_path: Path) -> set[str]:
-    """Run `code` in a fresh interpreter; the top-level packages it left in sys.modules."""
+    """Run `code` in a fresh interpreter (with a cache folder of this test's own); the
+    top-level packages it left in sys.modules."""
     report = tmp_path / "modules.json"
     script = code + textwrap.dedent(f"""
         import json, sys
         with open({str(report)!r}, "w") as f:
             json.dump(sorted(sys.modules), f)
         """)
+    env = dict(os.environ, BERTH_CACHE_DIR=str(tmp_path / "cache"))
+    env.pop("BERTH_NO_CACHE", None)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=60)
+                            timeout=60, env=env)
     assert result.returncode == 0, result.stderr
     return {name.split(".")[0] for name in json.loads(report.read_text())}
 
@@ -35,7 +39,7 @@ def test_generate_imports_no_cli_framework_and_no_jinja_for_plain_templates(tmp_
                    '  - {type: demo.Port, name: p1, host: "h:1"}\n'
                    '  - {type: demo.Port, name: p2, host: "h:2"}\n')
     out = tmp_path / "out"
-    loaded = modules_after(textwrap.dedent(f"""
+    code = textwrap.dedent(f"""
         import sys
         sys.argv = ["berth", "generate", {str(ioc)!r}, "--defs", {str(DEMO)!r},
                     "-o", {str(out)!r}]
@@ -44,10 +48,15 @@ def test_generate_imports_no_cli_framework_and_no_jinja_for_plain_templates(tmp_
             main()
         except SystemExit as exc:
             assert not exc.code, exc.code
-        """), tmp_path)
+        """)
+    cold = modules_after(code, tmp_path)
     assert 'portConfigure("p2", "h:2"' in (out / "st.cmd").read_text()  # it really generated
-    assert "yaml" in loaded  # (the instance is YAML: this check can see what was imported)
-    assert not loaded & set(NEVER), sorted(loaded & set(NEVER))
+    assert "yaml" in cold  # the first run parses the YAML files
+    assert not cold & set(NEVER), sorted(cold & set(NEVER))
+    (out / "st.cmd").unlink()
+    warm = modules_after(code, tmp_path)  # the same files again: all from the support cache
+    assert 'portConfigure("p2", "h:2"' in (out / "st.cmd").read_text()
+    assert not warm & {*NEVER, "yaml"}, sorted(warm & {*NEVER, "yaml"})
 
 
 def test_generate_imports_jinja_when_a_template_needs_it(tmp_path: Path) -> None:

@@ -147,9 +147,9 @@ class SupportCache:
         finally:
             os.close(fd)
 
-    def get(self, key: str, file: str) -> list[EntityModel] | None:
-        """The models stored under `key`, their locations naming `file`; None when there is
-        no usable entry."""
+    def load(self, key: str, file: str) -> Any:
+        """What is stored under `key` (models, or a document read from YAML), its locations
+        naming `file`; None when there is no usable entry."""
         data = self.read(key)
         if data is None:
             return None
@@ -157,12 +157,17 @@ class SupportCache:
             collecting = gc.isenabled()
             gc.disable()  # thousands of new containers: collecting them meanwhile costs ~40%
             try:
-                models = _Unpickler(io.BytesIO(data), file).load()
+                return _Unpickler(io.BytesIO(data), file).load()
             finally:
                 if collecting:
                     gc.enable()
         except Exception:
             return None
+
+    def get(self, key: str, file: str) -> list[EntityModel] | None:
+        """The models stored under `key`, their locations naming `file`; None when there is
+        no usable entry."""
+        models = self.load(key, file)
         from berth.ioc.support import EntityModel
 
         if type(models) is not list or not all(type(m) is EntityModel for m in models):
@@ -190,8 +195,9 @@ class SupportCache:
         except Exception:
             return
 
-    def put(self, key: str, file: str, models: list[EntityModel]) -> None:
-        """Store `models` (read from `file`) under `key`; failures are ignored."""
+    def put(self, key: str, file: str, models: Any) -> None:
+        """Store `models` or a YAML document (read from `file`) under `key`; failures are
+        ignored."""
         try:
             import pickle
 
@@ -207,3 +213,30 @@ class SupportCache:
         except Exception:
             return
 
+
+
+def load_yaml_cached(path: Path) -> Any:
+    """`berth.yamlio.load_yaml` of a file, through the cache: the same bytes seen before are
+    unpickled, not parsed (and PyYAML is not even imported). Used for IOC instance files,
+    which are the same at every start of an IOC."""
+    from berth.yamlio import YDict, load_yaml, loads_yaml
+
+    cache = SupportCache.open()
+    try:
+        data = path.read_bytes()
+        text = data.decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return load_yaml(path)  # (which says what is wrong)
+    if "\r" in text:  # as load_yaml's read_text does
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if cache is None:
+        return loads_yaml(text, path)
+    name = str(path)
+    key = cache.key(b"instance\0" + data)
+    doc = cache.load(key, name)
+    if type(doc) is YDict:
+        return doc
+    doc = loads_yaml(text, name)
+    if type(doc) is YDict:
+        cache.put(key, name, doc)
+    return doc
