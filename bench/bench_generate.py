@@ -8,7 +8,7 @@ Needs the epics-containers corpus (BERTH_CORPUS, default ../shared/corpus). Crea
 bench/.work/ibek-venv with ibek 4.6.2 on first use, and a fake EPICS root with the PVI device
 files both tools look up. Cases:
 
-  (a) the corpus quadem sample (ADCore + quadem definitions),
+  (a) the corpus quadem sample (ADCore + quadem definitions), berth also with its cache off,
   (b) a generated IOC of 2,000 entities over the ADCore, asyn and motor definitions of
       ibek-support (asyn ports, motors, chains of areaDetector plugins),
   (c) `--help` of each tool, with `python -c pass` for reference.
@@ -186,6 +186,9 @@ def main() -> None:
         "berth generate": (berth + ["generate", str(quadem), *sum(
             (["--defs", str(d)] for d in quadem_defs), []), *pvi, "-o", str(out / "a-berth")],
             env),
+        "berth generate, BERTH_NO_CACHE=1": (berth + ["generate", str(quadem), *sum(
+            (["--defs", str(d)] for d in quadem_defs), []), *pvi, "-o",
+            str(out / "a-berth-nocache")], dict(env, BERTH_NO_CACHE="1")),
         "ibek generate (pvi)": ([str(ibek), "runtime", "generate", str(quadem),
                                  *map(str, quadem_defs), "-o", str(out / "a-ibek")], env),
         "ibek generate --no-pvi": ([str(ibek), "runtime", "generate", str(quadem),

@@ -19,14 +19,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from berth.errors import BerthError, Location, Problem
 
-try:  # the C parser is several times faster; construction stays in Python either way
-    from yaml import CSafeLoader as _BaseLoader
-except ImportError:  # pragma: no cover - libyaml missing
-    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
+# (yaml is imported on first parse: a `berth generate` whose files all come from the support
+# cache does not pay its ~13 ms)
 
 __all__ = ["MISSING", "Reader", "YDict", "YList", "describe", "load_yaml", "loads_yaml",
            "location_of"]
@@ -78,10 +74,6 @@ def _represent_plain(dumper: Any, data: Any) -> Any:
     return dumper.represent_list(data)
 
 
-# values read here are written out again (helm --values, compose specs) as plain YAML
-for _dumper in {yaml.SafeDumper, getattr(yaml, "CSafeDumper", yaml.SafeDumper)}:
-    _dumper.add_representer(YDict, _represent_plain)
-    _dumper.add_representer(YList, _represent_plain)
 
 
 def location_of(container: Any, key: Any = None) -> Location:
@@ -132,20 +124,40 @@ _add_resolver(_MERGE, r"^(?:<<)$", "<")
 _add_resolver(_NULL, r"^(?:~|null|Null|NULL)$", "~nN")
 
 
-class _Loader(_BaseLoader):
-    """The (C) parser and composer of PyYAML with a YAML 1.2 core resolver; nodes are turned
-    into values by `_Builder`, not by PyYAML's constructor."""
+_LOADER: Any = None
 
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
-        if kind is yaml.ScalarNode:
-            if implicit[0]:
-                if value == "":
-                    return _NULL
-                for tag, regexp in _RESOLVERS.get(value[0], ()):
-                    if regexp.match(value):
-                        return tag
-            return _STR
-        return _SEQ if kind is yaml.SequenceNode else _MAP
+
+def _loader_class() -> Any:
+    """The (C) parser and composer of PyYAML with a YAML 1.2 core resolver (made on first
+    use); nodes are turned into values by `_Builder`, not by PyYAML's constructor."""
+    global _LOADER
+    if _LOADER is None:
+        import yaml
+
+        try:  # the C parser is several times faster; construction stays in Python either way
+            from yaml import CSafeLoader as base
+        except ImportError:  # pragma: no cover - libyaml missing
+            from yaml import SafeLoader as base  # type: ignore[assignment]
+
+        class Loader(base):
+            def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+                if kind is yaml.ScalarNode:
+                    if implicit[0]:
+                        if value == "":
+                            return _NULL
+                        for tag, regexp in _RESOLVERS.get(value[0], ()):
+                            if regexp.match(value):
+                                return tag
+                    return _STR
+                return _SEQ if kind is yaml.SequenceNode else _MAP
+
+        # values read here are written out again (helm --values, compose specs) as plain YAML;
+        # a YDict exists only after a parse, so registering here is early enough
+        for dumper in {yaml.SafeDumper, getattr(yaml, "CSafeDumper", yaml.SafeDumper)}:
+            dumper.add_representer(YDict, _represent_plain)
+            dumper.add_representer(YList, _represent_plain)
+        _LOADER = Loader
+    return _LOADER
 
 
 def _to_int(text: str) -> int:
@@ -183,12 +195,16 @@ class _Builder:
     """Turns a composed node graph into YDict / YList / scalars, with positions."""
 
     def __init__(self, file: str, helm: bool = False):
+        import yaml
+
         self.file = file
         self.done: dict[int, Any] = {}  # anchored nodes appear more than once
+        self.yaml = yaml
         self.helm = helm
         self.ambiguous: list[Problem] = []
 
     def build(self, node: Any) -> Any:
+        yaml = self.yaml
         if type(node) is yaml.ScalarNode:
             if self.helm and not node.style and _YAML11_ONLY.match(node.value):
                 self._ambiguous(node)
@@ -266,8 +282,10 @@ class _Builder:
 def loads_yaml(text: str, file: str | Path | None = None, *, helm: bool = False) -> Any:
     """Parse YAML text; errors become a BerthError naming file, line and column. `helm`:
     refuse scalars Helm's YAML 1.1 reads differently (see the module docstring)."""
+    import yaml
+
     name = str(file) if file is not None else "<string>"
-    loader = _Loader(text)
+    loader = _loader_class()(text)
     try:
         node = loader.get_single_node()
         builder = _Builder(name, helm)

@@ -23,7 +23,7 @@ from berth.ioc.expand import EntityExpander, TopEntity
 from berth.ioc.render import Generated, GenerateOptions, PviEntity, epics_root, outputs
 from berth.ioc.support import describe, load_support
 from berth.ioc.templates import Renderer
-from berth.yamlio import YDict, load_yaml, location_of
+from berth.yamlio import YDict, location_of
 
 __all__ = ["SUPPORT_GLOB", "Generated", "GenerateOptions", "PviEntity", "default_defs",
            "epics_root", "expand_defs", "find_instance_files", "generate", "write_outputs"]
@@ -71,8 +71,10 @@ def _ioc_name(renderer: Renderer, doc: YDict) -> str:
 
 
 def _load_instance(path: Path, main: bool, problems: list[Problem]) -> YDict | None:
+    from berth.ioc.support_cache import load_yaml_cached
+
     try:
-        doc = load_yaml(path)
+        doc = load_yaml_cached(path)
     except BerthError as err:
         problems.extend(err.problems)
         return None

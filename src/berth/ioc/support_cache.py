@@ -3,7 +3,8 @@
 The entity models read from one support file are pickled under a hash of the file's bytes,
 salted with berth's version, a format number and the state of the modules that build them;
 the same bytes in give the same models out, so an entry is never stale, and a changed file is
-simply parsed again. Only files without problems are stored.
+simply parsed again. Only files without problems are stored. The same folder keeps plain
+values for other outputs that are pure functions of files (`berth.ioc.screens_cache`).
 
 The path of the file is not stored: every location in the models names the file through one
 string, which is pickled as a reference and replaced on load by the path actually loaded, so
@@ -34,6 +35,11 @@ try:  # _blake2 alone: hashlib would also load OpenSSL (~3 ms at start-up)
     from _blake2 import blake2b
 except ImportError:  # pragma: no cover - Python built without it
     from hashlib import blake2b
+
+def digest(data: bytes) -> str:
+    """A short hash of some bytes (of a file an entry depends on)."""
+    return blake2b(data, digest_size=20).hexdigest()
+
 
 FORMAT = 1  # bump when what is stored changes shape
 SUFFIX = ".pickle"
@@ -93,6 +99,11 @@ class _Unpickler(_pickle.Unpickler):
         return super().find_class(module, name)
 
 
+class _PlainUnpickler(_pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        raise _pickle.UnpicklingError(f"{module}.{name}: only plain values are allowed here")
+
+
 class SupportCache:
     """Entries of one cache folder; use `SupportCache.open()`."""
 
@@ -119,9 +130,8 @@ class SupportCache:
     def path(self, key: str) -> Path:
         return self.folder / f"{key}{SUFFIX}"
 
-    def get(self, key: str, file: str) -> list[EntityModel] | None:
-        """The models stored under `key`, their locations naming `file`; None when there is
-        no usable entry."""
+    def read(self, key: str) -> bytes | None:
+        """The bytes of the entry under `key`, if it exists and only this user can write it."""
         try:
             fd = os.open(self.path(key), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
         except OSError:
@@ -131,27 +141,63 @@ class SupportCache:
             if st.st_uid != os.geteuid() or st.st_mode & 0o022:
                 return None
             data = os.read(fd, st.st_size)
-            if len(data) != st.st_size:
-                return None
+            return data if len(data) == st.st_size else None
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+
+    def load(self, key: str, file: str) -> Any:
+        """What is stored under `key` (models, or a document read from YAML), its locations
+        naming `file`; None when there is no usable entry."""
+        data = self.read(key)
+        if data is None:
+            return None
+        try:
             collecting = gc.isenabled()
             gc.disable()  # thousands of new containers: collecting them meanwhile costs ~40%
             try:
-                models = _Unpickler(io.BytesIO(data), file).load()
+                return _Unpickler(io.BytesIO(data), file).load()
             finally:
                 if collecting:
                     gc.enable()
         except Exception:
             return None
-        finally:
-            os.close(fd)
+
+    def get(self, key: str, file: str) -> list[EntityModel] | None:
+        """The models stored under `key`, their locations naming `file`; None when there is
+        no usable entry."""
+        models = self.load(key, file)
         from berth.ioc.support import EntityModel
 
         if type(models) is not list or not all(type(m) is EntityModel for m in models):
             return None
         return models
 
-    def put(self, key: str, file: str, models: list[EntityModel]) -> None:
-        """Store `models` (read from `file`) under `key`; failures are ignored."""
+    def get_plain(self, key: str) -> Any:
+        """The plain value (dicts, lists, tuples, text, numbers) stored under `key`, or None."""
+        data = self.read(key)
+        if data is None:
+            return None
+        try:
+            return _PlainUnpickler(io.BytesIO(data)).load()
+        except Exception:
+            return None
+
+    def put_plain(self, key: str, value: Any) -> None:
+        """Store a plain value under `key`; failures are ignored."""
+        try:
+            import pickle
+
+            from berth.fsutil import atomic_write
+
+            atomic_write(self.path(key), pickle.dumps(value, protocol=5))
+        except Exception:
+            return
+
+    def put(self, key: str, file: str, models: Any) -> None:
+        """Store `models` or a YAML document (read from `file`) under `key`; failures are
+        ignored."""
         try:
             import pickle
 
@@ -167,3 +213,30 @@ class SupportCache:
         except Exception:
             return
 
+
+
+def load_yaml_cached(path: Path) -> Any:
+    """`berth.yamlio.load_yaml` of a file, through the cache: the same bytes seen before are
+    unpickled, not parsed (and PyYAML is not even imported). Used for IOC instance files,
+    which are the same at every start of an IOC."""
+    from berth.yamlio import YDict, load_yaml, loads_yaml
+
+    cache = SupportCache.open()
+    try:
+        data = path.read_bytes()
+        text = data.decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return load_yaml(path)  # (which says what is wrong)
+    if "\r" in text:  # as load_yaml's read_text does
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if cache is None:
+        return loads_yaml(text, path)
+    name = str(path)
+    key = cache.key(b"instance\0" + data)
+    doc = cache.load(key, name)
+    if type(doc) is YDict:
+        return doc
+    doc = loads_yaml(text, name)
+    if type(doc) is YDict:
+        cache.put(key, name, doc)
+    return doc

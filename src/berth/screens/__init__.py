@@ -11,13 +11,14 @@ Public API:
 from __future__ import annotations
 
 from berth.screens.index import ScreenEntry, ioc_screens
-from berth.screens.pvi_model import Device, load_device
+from berth.screens.pvi_model import Device, DeviceLoader, load_device
 from berth.screens.pvi_template import pvi_entries, render_pvi_template
 from berth.screens.render import FORMATS, device_screens
 
 __all__ = [
     "FORMATS",
     "Device",
+    "DeviceLoader",
     "ScreenEntry",
     "device_screens",
     "ioc_screens",

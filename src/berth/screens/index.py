@@ -67,15 +67,18 @@ def _index_screen(ioc_name: str, rows: list[tuple[str, str, dict[str, str]]]) ->
 def ioc_screens(ioc_name: str, entries: list[ScreenEntry], search: list[Path],
                 formats: tuple[str, ...] | list[str] = ("bob",),
                 pvi_layout: str = "ntpvi",
-                on_missing: Callable[[Problem], None] | None = None) -> dict[str, str]:
+                on_missing: Callable[[Problem], None] | None = None,
+                loader: DeviceLoader | None = None) -> dict[str, str]:
     """Relative file name -> content: `index.<fmt>`, `<Device>.pvi.<fmt>` (+ sub-screens
     `<Device>_<Group>.<fmt>`) for each device type used, and `<Device>.pvi.template` for
     devices of entities with `pv: true`. Device files are looked up in `search`; a missing
     one is an error naming the entity, unless `on_missing` is given: then it receives the
-    problem (as a warning) and the entity is left out."""
+    problem (as a warning) and the entity is left out. A `loader` given is used (and tells
+    afterwards which files the result depends on)."""
     for fmt in formats:
         check_format(fmt)
-    loader = DeviceLoader(search)
+    if loader is None:
+        loader = DeviceLoader(search)
     devices: dict[str, Device] = {}
     problems: list[Problem] = []
     found: list[ScreenEntry] = []

@@ -338,13 +338,18 @@ class _PendingGroup(Component):
 # --- resolution ------------------------------------------------------------------------------
 
 
-def find_device_file(name: str, search: list[Path]) -> Path | None:
-    """`name` may be a device name (`NDStats`), a file name or a path relative to a folder."""
+def find_device_file(name: str, search: list[Path],
+                     probes: list[tuple[str, bool]] | None = None) -> Path | None:
+    """`name` may be a device name (`NDStats`), a file name or a path relative to a folder.
+    `probes`, when given, receives each path tried and whether it was a file."""
     candidates = [name] if name.endswith(".yaml") else [name + DEVICE_SUFFIX, name]
     for folder in search:
         for candidate in candidates:
             path = folder / candidate
-            if path.is_file():
+            found = path.is_file()
+            if probes is not None:
+                probes.append((str(path), found))
+            if found:
                 return path
     return None
 
@@ -353,16 +358,19 @@ class DeviceLoader:
     """Loads devices once each, resolving `parent` and `Include` through a search path.
 
     A parent or include that no file defines (e.g. `asynPortDriver`, whose PVs are generic)
-    counts as an empty device, as the corpus expects.
+    counts as an empty device, as the corpus expects. `probes` and `files` record what the
+    result depends on: every path looked up (and whether it was a file), every file read.
     """
 
     def __init__(self, search: list[Path]):
         self.search = [Path(p) for p in search]
         self._cache: dict[Path, Device] = {}
         self._loading: list[Path] = []
+        self.probes: list[tuple[str, bool]] = []
+        self.files: list[Path] = []
 
     def load_name(self, name: str) -> Device | None:
-        path = find_device_file(name, self.search)
+        path = find_device_file(name, self.search, self.probes)
         return self.load(path) if path else None
 
     def load(self, path: Path) -> Device:
@@ -373,6 +381,7 @@ class DeviceLoader:
             chain = " -> ".join(p.name for p in [*self._loading, path])
             raise error(f"devices include each other in a loop: {chain}", path)
         self._loading.append(path)
+        self.files.append(path)
         try:
             device = self._load(path)
         finally:
@@ -390,7 +399,7 @@ class DeviceLoader:
         search_here = [path.parent, *[p for p in self.search if p.resolve() != path.parent]]
         children = self._resolve(pending, path, search_here)
         if parent:
-            parent_path = find_device_file(parent, search_here)
+            parent_path = find_device_file(parent, search_here, self.probes)
             if parent_path is not None:
                 children = merge_components(children, self.load(parent_path).children)
         return Device(label=label, children=children, file=path, parent=parent)
@@ -400,7 +409,7 @@ class DeviceLoader:
         out: list[Component] = []
         for item in items:
             if isinstance(item, _Include):
-                found = find_device_file(item.file_name, search)
+                found = find_device_file(item.file_name, search, self.probes)
                 if found is not None:
                     out = merge_components(out, self.load(found).children)
             elif isinstance(item, _PendingGroup):

@@ -582,3 +582,29 @@ def test_pvi_templates_and_screens_are_written_with_the_outputs(tmp_path):
 
     db = expand_substitutions(out / "ioc.subst", [out])
     assert '"SCR:PVI"' in db and "SCR:Gain_RBV" in db
+
+
+@pytest.mark.parametrize("expression", [
+    "{{ port.dump }}", "{{ port.describe() }}", "{{ port._entity }}", "{{ port['fields'] }}",
+    "{{ port.dump() }}", "{{ port.model }}",
+])
+def test_templates_see_an_entity_s_fields_only(tmp_path, expression):
+    # templates get a view of a referenced entity: its fields and its id, none of the
+    # generator's attributes or methods (the sandbox stays closed)
+    [problem] = errors(tmp_path, yaml_list(PORTS, f"""
+    - type: demo.Device
+      port: p1
+      P: "{expression}"
+    """))
+    assert "field 'P'" in problem
+    name = expression.split("port", 1)[1].strip(".[]'(){} ")
+    assert f"entity 'p1' (demo.Port) has no field '{name.rstrip('(')}'" in problem
+
+
+def test_a_referenced_entity_reads_like_its_fields(tmp_path):
+    out = gen(tmp_path, yaml_list(PORTS, """
+    - type: demo.Device
+      port: p1
+      P: "{{ port.host | upper }}-{{ port['name'] }}-{{ port }}"
+    """))
+    assert "deviceStart(p1, H1:1-p1-p1," in out.st_cmd

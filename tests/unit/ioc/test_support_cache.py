@@ -147,7 +147,7 @@ def test_demo_outputs_equal_cold_and_warm(cache, tmp_path, monkeypatch):
         mp.setenv("BERTH_NO_CACHE", "1")
         plain = outputs(instance, [DEMO], OPTIONS)
     cold = outputs(instance, [DEMO], OPTIONS)
-    assert len(entries(cache)) == 1
+    assert len(entries(cache)) == 3  # the support file, the instance and the screens
     with monkeypatch.context() as mp:
         no_parsing(mp)
         warm = outputs(instance, [DEMO], OPTIONS)
@@ -166,7 +166,7 @@ def test_corpus_sample_outputs_equal_cold_and_warm(corpus, cache, monkeypatch):
         mp.setenv("BERTH_NO_CACHE", "1")
         plain = outputs(instance, defs, options)
     cold = outputs(instance, defs, options)
-    assert len(entries(cache)) == 2
+    assert len(entries(cache)) == 4  # two support files, the instance and the screens
     with monkeypatch.context() as mp:
         no_parsing(mp)
         warm = outputs(instance, defs, options)
@@ -400,3 +400,24 @@ def test_cache_folder_lookup(monkeypatch, tmp_path):
 def test_suite_uses_a_temporary_cache(_support_cache_dir):
     assert os.environ["BERTH_CACHE_DIR"] == str(_support_cache_dir)
     assert Path.home() / ".cache" not in _support_cache_dir.parents
+
+
+def test_instance_file_comes_from_the_cache_until_it_changes(cache, tmp_path, monkeypatch):
+    import berth.yamlio
+
+    instance = tmp_path / "ioc.yaml"
+    instance.write_text(DEMO_IOC)
+    cold = outputs(instance, [DEMO], OPTIONS)
+    with monkeypatch.context() as mp:
+        no_parsing(mp)
+        mp.setattr(berth.yamlio, "loads_yaml", support_module.loads_yaml)  # (fails)
+        assert outputs(instance, [DEMO], OPTIONS) == cold  # nothing parsed: all cached
+    # an edit (with CRLF line ends, which load_yaml reads as LF) is parsed again
+    edited = DEMO_IOC.replace("host: h1:1", "host: h9:9").replace("\n", "\r\n")
+    instance.write_bytes(edited.encode())
+    warm_edited = outputs(instance, [DEMO], OPTIONS)
+    with monkeypatch.context() as mp:
+        mp.setenv("BERTH_NO_CACHE", "1")
+        plain = outputs(instance, [DEMO], OPTIONS)
+    assert warm_edited == plain != cold
+    assert '"h9:9"' in plain["st.cmd"]

@@ -1,0 +1,90 @@
+"""The import budget of the two commands every IOC start runs: `berth generate` and `berth run`
+(up to the fork of its builder) must not import the libraries they do not need. typer costs
+~0.1 s, pydantic as much again, Jinja ~0.03 s: each would be paid at every IOC start."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+DEMO = Path(__file__).parents[1] / "data" / "generate" / "demo.ibek.support.yaml"
+NEVER = ("typer", "click", "pydantic", "jinja2", "rich")
+
+
+def modules_after(code: str, tmp_path: Path) -> set[str]:
+    """Run `code` in a fresh interpreter (with a cache folder of this test's own); the
+    top-level packages it left in sys.modules."""
+    report = tmp_path / "modules.json"
+    script = code + textwrap.dedent(f"""
+        import json, sys
+        with open({str(report)!r}, "w") as f:
+            json.dump(sorted(sys.modules), f)
+        """)
+    env = dict(os.environ, BERTH_CACHE_DIR=str(tmp_path / "cache"))
+    env.pop("BERTH_NO_CACHE", None)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    return {name.split(".")[0] for name in json.loads(report.read_text())}
+
+
+def test_generate_imports_no_cli_framework_and_no_jinja_for_plain_templates(tmp_path: Path
+                                                                         ) -> None:
+    ioc = tmp_path / "ioc.yaml"
+    ioc.write_text('ioc_name: budget\nentities:\n'
+                   '  - {type: demo.Port, name: p1, host: "h:1"}\n'
+                   '  - {type: demo.Port, name: p2, host: "h:2"}\n')
+    out = tmp_path / "out"
+    code = textwrap.dedent(f"""
+        import sys
+        sys.argv = ["berth", "generate", {str(ioc)!r}, "--defs", {str(DEMO)!r},
+                    "-o", {str(out)!r}]
+        from berth.cli.main import main
+        try:
+            main()
+        except SystemExit as exc:
+            assert not exc.code, exc.code
+        """)
+    cold = modules_after(code, tmp_path)
+    assert 'portConfigure("p2", "h:2"' in (out / "st.cmd").read_text()  # it really generated
+    assert "yaml" in cold  # the first run parses the YAML files
+    assert not cold & set(NEVER), sorted(cold & set(NEVER))
+    (out / "st.cmd").unlink()
+    warm = modules_after(code, tmp_path)  # the same files again: all from the support cache
+    assert 'portConfigure("p2", "h:2"' in (out / "st.cmd").read_text()
+    assert not warm & {*NEVER, "yaml"}, sorted(warm & {*NEVER, "yaml"})
+
+
+def test_generate_imports_jinja_when_a_template_needs_it(tmp_path: Path) -> None:
+    # the other side of the budget: a template with an expression does load Jinja
+    ioc = tmp_path / "ioc.yaml"
+    ioc.write_text('ioc_name: budget\nentities:\n'
+                   '  - {type: demo.Port, name: p1, host: "h:1"}\n'
+                   '  - {type: demo.Command, command: "{{ 1 + 2 }}"}\n')
+    out = tmp_path / "out"
+    loaded = modules_after(textwrap.dedent(f"""
+        import sys
+        sys.argv = ["berth", "generate", {str(ioc)!r}, "--defs", {str(DEMO)!r},
+                    "-o", {str(out)!r}]
+        from berth.cli.main import main
+        try:
+            main()
+        except SystemExit as exc:
+            assert not exc.code, exc.code
+        """), tmp_path)
+    assert "\n3\n" in (out / "st.cmd").read_text()
+    assert "jinja2" in loaded
+
+
+def test_run_imports_before_the_builder_fork_are_lean(tmp_path: Path) -> None:
+    # what `berth run` imports before it forks its builder: the CLI entry, its own argument
+    # reader and the launcher (the builder imports yaml, Jinja and berth.ioc after the fork)
+    loaded = modules_after(textwrap.dedent("""
+        import berth.cli.main, berth.cli.fastargs, berth.cli.run, berth.run.launch
+        """), tmp_path)
+    assert "berth" in loaded
+    assert not loaded & {*NEVER, "yaml", "typing"}, sorted(loaded & {*NEVER, "yaml", "typing"})
