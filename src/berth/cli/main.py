@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     app = __getattr__("app")
     _register_all(app)
     try:
-        if args and args[0] in GLOBAL_OPTIONS:
+        if args and args[0].partition("=")[0] in GLOBAL_OPTIONS:
             args = hoist_options(app, args)
             _fast(args)
         app(args=args, prog_name="berth", standalone_mode=True)
