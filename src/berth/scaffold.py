@@ -127,7 +127,13 @@ def new_services(folder: Path, layout: str = "helm", dry_run: bool = False) -> l
         return sorted(files)
     from berth.tools import run
 
-    run(["git", "var", "GIT_COMMITTER_IDENT"])  # no identity: fail before writing anything
+    try:  # the first commit needs an author: find out before writing anything
+        run(["git", "var", "GIT_COMMITTER_IDENT"])
+    except BerthError:
+        raise BerthError(Problem("git does not know who you are, so it cannot make the first "
+                                 "commit: set `git config --global user.name` and "
+                                 "`user.email` (nothing was written)", Location(folder))
+                         ) from None
     written = _write(files, dry_run)
     run(["git", "init", "-q", "-b", "main", str(folder)])
     run(["git", "-C", str(folder), "add", "-A"])

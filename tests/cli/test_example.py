@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 
 import yaml
+from test_local import CA_PVS, EXAMPLE
 
 from berth.deploy.local.backend import EMBEDDED_IMAGES, how_to_run, image_name
 from berth.deploy.services import ServicesRepo
-from test_local import CA_PVS, EXAMPLE
 
 
 def test_example_has_six_soft_iocs_of_the_embedded_image() -> None:
