@@ -126,7 +126,11 @@ def test_completion_of_verbs_instances_and_versions(tmp_path: Path) -> None:
 def test_completion_installs_with_one_command(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    result = run_clean("--install-completion", "bash", env={"HOME": str(home)})
+    # typed in a bash (Typer detects the shell it runs in)
+    script = '"$0" -m berth --install-completion; code=$?; exit $code'
+    result = subprocess.run(["bash", "-c", script, sys.executable],
+                            env={**no_berth_env(), "HOME": str(home), "SHELL": "/bin/bash"},
+                            capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "_BERTH_COMPLETE=complete_bash" in "".join(
         p.read_text() for p in home.rglob("*") if p.is_file())
