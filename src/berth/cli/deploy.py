@@ -6,14 +6,20 @@ Repository from -r/--repo or BERTH_REPO (default: the current directory), backen
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from berth.cli.common import print_json, print_table
+from berth.cli.common import (
+    complete_instance,
+    complete_version,
+    confirm,
+    dry_run,
+    print_json,
+    print_table,
+)
 
 if TYPE_CHECKING:
     from berth.deploy import Backend, InstanceStatus, Release
@@ -35,12 +41,18 @@ TargetOpt = Annotated[
                  help="Backend target (local: the state dir; k8s: the namespace/context)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-NameArg = Annotated[str, typer.Argument(help="Instance name (a folder under services/).")]
-VersionArg = Annotated[str | None, typer.Argument(help="Version (a git tag).")]
+NameArg = Annotated[str, typer.Argument(help="Instance name (a folder under services/).",
+                                         autocompletion=complete_instance)]
+VersionArg = Annotated[str | None, typer.Argument(help="Version (a git tag).",
+                                                  autocompletion=complete_version)]
 AllOpt = Annotated[bool, typer.Option(
     "--all", help="Every repository known to the state folder, not only this one.")]
 ForceOpt = Annotated[bool, typer.Option(
     "--force", help="Deploy without running the checks of `berth check` first.")]
+YesOpt = Annotated[bool, typer.Option("-y", "--yes", help="Do not ask for confirmation "
+                                      "(needed when not on a terminal).")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print what would be done, and "
+                                         "change nothing.")]
 
 
 def _backend(backend: str, repo: Path | None, target: str | None, all_repos: bool = False,
@@ -58,6 +70,37 @@ def _preflight(release: Path, name: str) -> list[Problem]:
     from berth.check import check_repo
 
     return check_repo(release, [name]).problems
+
+
+def _where(backend: str, target: str | None) -> str:
+    return f"{backend} backend" + (f" (target {target})" if target else "")
+
+
+def _would(backend: str, repo: Path | None, target: str | None, verb: str,
+           name: str | None = None, version: str | None = None) -> None:
+    """--dry-run: say what `verb` would do, reading the services repository only (names are
+    checked as the verb would); nothing is asked of the backend, so nothing changes."""
+    from berth.deploy.services import ServicesRepo
+
+    where = _where(backend, target)
+    if backend == "argocd":  # its -r is the deployment repository: nothing more to resolve
+        dry_run([f"{verb} {name or 'every instance'}"
+                 f"{f' at {version}' if version else ''} on the {where}"])
+        return
+    services = ServicesRepo.load(repo or Path.cwd())
+    if verb == "up":
+        dry_run([f"start {n} on the {where} (deploying it first if it never was)"
+                 for n in sorted(services.iocs)])
+        return
+    if verb == "down":
+        dry_run([f"stop every instance on the {where}"])
+        return
+    assert name is not None
+    services.service(name)  # an unknown name: the verb's own error, with suggestions
+    if verb == "deploy" and version is None:
+        versions = services.versions(name) if services.git.is_repo else []
+        version = versions[-1] if versions else "the working copy"
+    dry_run([f"{verb} {name}{f' at {version}' if version else ''} on the {where}"])
 
 
 def _releases(releases: list[Release], as_json: bool) -> None:
@@ -87,18 +130,6 @@ def _status_table(rows: list[InstanceStatus]) -> None:
     print_table(["name", "state", "version", "pid", "uptime", "restarts", "reason"],
                 [[r.name, r.state, r.version or "", r.pid or "", _uptime(r.uptime),
                   r.restarts, r.reason] for r in rows])
-
-
-def _new_group(app: typer.Typer) -> typer.Typer:
-    """The `berth new` group, shared with other modules that add templates to it (whoever
-    registers first creates it)."""
-    for group in app.registered_groups:
-        if group.name == "new" and group.typer_instance is not None:
-            return group.typer_instance
-    new = typer.Typer(help="Start new projects from templates: services repositories, IOC "
-                      "instances, deployments.", no_args_is_help=True)
-    app.add_typer(new, name="new")
-    return new
 
 
 def register(app: typer.Typer) -> None:  # noqa: C901 - one short function per verb
@@ -147,41 +178,56 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one short function per v
     @app.command()
     def deploy(name: NameArg, version: VersionArg = None, repo: RepoOpt = None,
                backend: BackendOpt = "local", target: TargetOpt = None,
-               as_json: JsonOpt = False, force: ForceOpt = False) -> None:
+               as_json: JsonOpt = False, force: ForceOpt = False,
+               dry: DryRunOpt = False) -> None:
         """Deploy a version of an instance (default: its latest tag, or the working copy when
         the repository has no tags), after checking it."""
+        if dry:
+            return _would(backend, repo, target, "deploy", name, version)
         _releases([_backend(backend, repo, target, force=force).deploy(name, version)], as_json)
 
     @app.command("deploy-local")
     def deploy_local(folder: Annotated[Path, typer.Argument(help="services/<name> folder.")],
                      backend: BackendOpt = "local", target: TargetOpt = None,
-                     as_json: JsonOpt = False, force: ForceOpt = False) -> None:
+                     as_json: JsonOpt = False, force: ForceOpt = False,
+                     dry: DryRunOpt = False) -> None:
         """Deploy an instance from a working copy (not a tag), after checking it."""
         root = folder.resolve().parent.parent
+        if dry:
+            return _would(backend, root, target, "deploy the working copy of", folder.name)
         _releases([_backend(backend, root, target, force=force).deploy_local(folder)], as_json)
 
     @app.command()
     def start(name: NameArg, repo: RepoOpt = None, backend: BackendOpt = "local",
-              target: TargetOpt = None) -> None:
+              target: TargetOpt = None, dry: DryRunOpt = False) -> None:
         """Start a deployed instance (stays started across restarts)."""
+        if dry:
+            return _would(backend, repo, target, "start", name)
         _backend(backend, repo, target).start(name)
 
     @app.command()
     def stop(name: NameArg, repo: RepoOpt = None, backend: BackendOpt = "local",
-             target: TargetOpt = None) -> None:
+             target: TargetOpt = None, dry: DryRunOpt = False) -> None:
         """Stop an instance (stays stopped across restarts)."""
+        if dry:
+            return _would(backend, repo, target, "stop", name)
         _backend(backend, repo, target).stop(name)
 
     @app.command()
     def restart(name: NameArg, repo: RepoOpt = None, backend: BackendOpt = "local",
-                target: TargetOpt = None) -> None:
+                target: TargetOpt = None, dry: DryRunOpt = False) -> None:
         """Restart an instance."""
+        if dry:
+            return _would(backend, repo, target, "restart", name)
         _backend(backend, repo, target).restart(name)
 
     @app.command()
     def delete(name: NameArg, repo: RepoOpt = None, backend: BackendOpt = "local",
-               target: TargetOpt = None) -> None:
-        """Remove an instance from the backend."""
+               target: TargetOpt = None, yes: YesOpt = False, dry: DryRunOpt = False) -> None:
+        """Remove an instance from the backend (asks first on a terminal)."""
+        if dry:
+            return _would(backend, repo, target, "delete", name)
+        confirm(f"delete instance {name} from the {_where(backend, target)}", yes)
         _backend(backend, repo, target).delete(name)
 
     @app.command()
@@ -194,23 +240,6 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one short function per v
         code = _backend(backend, repo, target).logs(name, follow=follow, previous=previous)
         raise typer.Exit(code)
 
-    @app.command()
-    def attach(name: Annotated[str | None, typer.Argument(help="Instance name.")] = None,
-               socket: Annotated[Path | None, typer.Option(
-                   "--socket", help="Console socket of a bare `berth run`.")] = None,
-               repo: RepoOpt = None, backend: BackendOpt = "local",
-               target: TargetOpt = None) -> None:
-        """Attach the terminal to an instance's IOC shell (Ctrl-] detaches)."""
-        from berth.errors import BerthError
-
-        if socket is not None:
-            from berth.deploy.local.backend import attach_socket
-
-            raise typer.Exit(attach_socket(socket))
-        if name is None:
-            raise BerthError("give an instance name or --socket PATH")
-        raise typer.Exit(_backend(backend, repo, target).attach(name))
-
     @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
     def exec(name: NameArg,
              command: Annotated[list[str] | None, typer.Argument(help="Command (after --).")]
@@ -222,9 +251,12 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one short function per v
     @app.command()
     def rollback(name: NameArg, version: VersionArg = None, repo: RepoOpt = None,
                  backend: BackendOpt = "local", target: TargetOpt = None,
-                 as_json: JsonOpt = False, force: ForceOpt = False) -> None:
+                 as_json: JsonOpt = False, force: ForceOpt = False,
+                 dry: DryRunOpt = False) -> None:
         """Go back to an earlier deployed version (default: the previous one); it stays there
         until the next `deploy`."""
+        if dry:
+            return _would(backend, repo, target, "roll back", name, version)
         _releases([_backend(backend, repo, target, force=force).rollback(name, version)],
                   as_json)
 
@@ -239,15 +271,27 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one short function per v
            as_json: JsonOpt = False, all_repos: AllOpt = False,
            latest: Annotated[bool, typer.Option(
                "--latest", help="Also move deployed instances to their latest version.")]
-           = False, force: ForceOpt = False) -> None:
+           = False, force: ForceOpt = False, yes: YesOpt = False,
+           dry: DryRunOpt = False) -> None:
         """Start the repository's instances as deployed; deploy (checked) those never deployed.
-        Deployed instances keep their version unless --latest."""
+        Deployed instances keep their version unless --latest (which asks first)."""
+        if dry:
+            return _would(backend, repo, target, "up")
+        if latest:
+            confirm("move every deployed instance to its latest version on the "
+                    f"{_where(backend, target)}", yes)
         _releases(_backend(backend, repo, target, all_repos, latest, force).up(), as_json)
 
     @app.command()
     def down(repo: RepoOpt = None, backend: BackendOpt = "local",
-             target: TargetOpt = None, all_repos: AllOpt = False) -> None:
-        """Stop the repository's instances (--all: every instance of the state folder)."""
+             target: TargetOpt = None, all_repos: AllOpt = False, yes: YesOpt = False,
+             dry: DryRunOpt = False) -> None:
+        """Stop the repository's instances (--all: every instance of the state folder); asks
+        first on a terminal."""
+        if dry:
+            return _would(backend, repo, target, "down")
+        scope = "every repository's" if all_repos else "the repository's"
+        confirm(f"stop {scope} instances on the {_where(backend, target)}", yes)
         stopped = _backend(backend, repo, target, all_repos).down()
         if stopped is not None:
             print("\n".join(f"stopped {name}" for name in stopped) or "nothing was running")
@@ -257,126 +301,3 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one short function per v
                  backend: BackendOpt = "local", target: TargetOpt = None) -> None:
         """Print what deploying would apply, without applying it."""
         sys.stdout.write(_backend(backend, repo, target).template(name, version))
-
-    @app.command("systemd-unit")
-    def systemd_unit(target: TargetOpt = None) -> None:
-        """Print a systemd unit that runs the local supervisor at boot (see
-        docs/local-backend.md)."""
-        from berth.deploy.local.systemd import unit_text
-
-        sys.stdout.write(unit_text(Path(target) if target else None))
-
-    @app.command("supervise", hidden=True)
-    def supervise(target: TargetOpt = None) -> None:
-        """Run the local supervisor in the foreground (what the systemd unit starts)."""
-        from berth.deploy.local.systemd import run_foreground
-
-        run_foreground(Path(target) if target else None)
-
-    new = _new_group(app)
-
-    @new.command("services")
-    def new_services(folder: Annotated[Path, typer.Argument(help="Folder to create.")],
-                     layout: Annotated[str, typer.Option(
-                         "--layout", help="helm or compose.")] = "helm") -> None:
-        """Make a working services repository with one soft IOC example."""
-        print(_new_services(folder, layout))
-
-    @new.command("ioc")
-    def new_ioc(name: Annotated[str, typer.Argument(help="New instance name.")],
-                repo: RepoOpt = None) -> None:
-        """Add an IOC instance to a services repository."""
-        print(_new_ioc(repo or Path.cwd(), name))
-
-    @new.command("deployment")
-    def new_deployment(folder: Annotated[Path, typer.Argument(help="Folder to create.")]) -> None:
-        """Make an ArgoCD deployment repository."""
-        from berth.deploy.kube import argocd
-
-        created = argocd.new_deployment(folder)
-        print(f"created deployment repository {folder.resolve()}")
-        for path in created or []:
-            print(f"  {path}")
-
-
-# -- berth new ------------------------------------------------------------------------------------
-NEW_ASSETS = Path(__file__).resolve().parent.parent / "assets" / "new"
-INSTANCE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # a DNS label, as k8s needs
-
-
-def _fill(text: str, words: dict[str, str]) -> str:
-    for key, value in words.items():
-        text = text.replace(f"__{key}__", value)
-    return text
-
-
-def _render_tree(source: Path, dest: Path, words: dict[str, str]) -> dict[Path, str]:
-    return {dest / _fill(str(path.relative_to(source)), words): _fill(path.read_text(), words)
-            for path in sorted(source.rglob("*")) if path.is_file()}
-
-
-def _new_services(folder: Path, layout: str) -> str:
-    """Create a services repository with one soft IOC instance; returns a summary."""
-    from berth.errors import BerthError, Location, Problem
-    from berth.fsutil import atomic_write_all
-
-    if layout not in ("helm", "compose"):
-        raise BerthError(Problem(f"unknown layout '{layout}': expected helm or compose",
-                                 field="--layout"))
-    folder = folder.resolve()
-    if folder.exists() and any(folder.iterdir()):
-        raise BerthError(Problem("folder exists and is not empty", Location(folder)))
-    beamline = re.sub(r"[^a-z0-9-]", "-", folder.name.lower()).removesuffix("-services").strip("-")
-    beamline = beamline or "bl00x"
-    files = _render_tree(NEW_ASSETS / layout, folder, {"BEAMLINE": beamline})
-    atomic_write_all(files)
-    created = _new_ioc(folder, f"{beamline}-ea-test-01")
-    return f"created {layout} services repository {folder}\n{created}"
-
-
-def _new_ioc(root: Path, name: str) -> str:
-    """Add an IOC instance (a soft IOC example) to a services repository."""
-    from berth.deploy.services import ServicesRepo
-    from berth.errors import BerthError, Location, Problem
-    from berth.fsutil import atomic_write_all
-
-    if not INSTANCE_NAME.match(name):
-        raise BerthError(Problem(f"invalid instance name '{name}': use lower-case letters, "
-                                 "digits and '-' (at most 63)", field="NAME"))
-    repo = ServicesRepo.load(root)
-    target = repo.root / "services" / name
-    if target.exists() or name in repo.services:
-        raise BerthError(Problem(f"instance '{name}' already exists", Location(target)))
-    words = {"NAME": name, "PREFIX": name.upper()}
-    files = _render_tree(NEW_ASSETS / "ioc" / "config", target / "config", words)
-    if repo.layout == "helm":
-        files.update(_render_tree(NEW_ASSETS / "ioc", target, words))
-    else:
-        files.update(_render_tree(NEW_ASSETS / "ioc-compose", target, words))
-        top = repo.root / "compose.yaml"
-        if not top.exists():
-            top = repo.root / "compose.yml"
-        files[top] = _add_include(top.read_text(), f"services/{name}/compose.yml", top)
-    atomic_write_all(files)
-    return f"created instance {name} in {target}"
-
-
-def _add_include(text: str, entry: str, file: Path) -> str:
-    """Append `entry` to the top-level `include:` list of a compose file, keeping comments."""
-    from berth.errors import BerthError, Location, Problem
-
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        if re.match(r"^include:\s*(#.*)?$", line):
-            end = i + 1
-            while end < len(lines) and (lines[end].startswith((" ", "\t")) or
-                                        not lines[end].strip()):
-                end += 1
-            while end > i + 1 and not lines[end - 1].strip():
-                end -= 1
-            lines.insert(end, f"  - {entry}")
-            return "\n".join(lines) + "\n"
-    if re.search(r"^include:", text, re.MULTILINE):
-        raise BerthError(Problem("cannot add to an inline 'include:' list; add "
-                                 f"{entry} by hand", Location(file)))
-    return text.rstrip("\n") + f"\n\ninclude:\n  - {entry}\n"

@@ -1,8 +1,7 @@
-"""`berth image build` (the soft-IOC Generic IOC image) and `berth new generic-ioc NAME`."""
+"""`berth image build`: the soft-IOC Generic IOC image (`berth new generic-ioc`: cli/new.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,12 +10,6 @@ import typer
 def register(app: typer.Typer) -> None:
     image_app = typer.Typer(help="Container images of Generic IOCs.", no_args_is_help=True)
     app.add_typer(image_app, name="image")
-    # `berth new` is shared with berth.cli.deploy (new services/ioc/deployment): reuse it if there.
-    new_app = next((g.typer_instance for g in app.registered_groups
-                    if g.name == "new" and g.typer_instance is not None), None)
-    if new_app is None:
-        new_app = typer.Typer(help="Start new projects from templates.", no_args_is_help=True)
-        app.add_typer(new_app, name="new")
 
     @image_app.command("build")
     def build(
@@ -58,23 +51,3 @@ def register(app: typer.Typer) -> None:
         base = "built" if report.base_built else "cached"
         print(f"built {', '.join(report.tags)}: {report.size_bytes / 1e6:.0f} MB in "
               f"{report.timings['total']:.1f} s (base image {base})")
-
-    @new_app.command("generic-ioc")
-    def generic_ioc(
-        name: Annotated[str, typer.Argument(help="Project name, e.g. ioc-adaravis.")],
-        directory: Annotated[Path | None, typer.Option(
-            "--dir", help="Where to create it (default ./NAME); must not exist or be empty.")] =
-        None,
-        modules: Annotated[str, typer.Option(
-            "--modules", help="Support modules to compile, comma separated.")] =
-        "asyn,autosave,iocStats",
-        description: Annotated[str, typer.Option("--description")] = "",
-    ) -> None:
-        """Create a C++ Generic IOC project: Dockerfile, support modules, CI, devcontainer."""
-        from berth.image import create_project
-
-        target = directory or Path.cwd() / name
-        written = create_project(name, target,
-                                 [m.strip() for m in modules.split(",") if m.strip()],
-                                 description)
-        print(f"created {target} ({len(written)} files)")

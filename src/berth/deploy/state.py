@@ -232,7 +232,7 @@ class StateDir:
 
     def save(self, instances: dict[str, InstanceState]) -> None:
         data = {"instances": {name: asdict(st) for name, st in sorted(instances.items())}}
-        atomic_write(self.state_file, json.dumps(data, indent=2) + "\n")
+        atomic_write(self.state_file, json.dumps(data, indent=2) + "\n", mode=0o600)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:

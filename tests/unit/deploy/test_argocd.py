@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from berth.deploy import get_backend
-from berth.deploy.kube.argocd import new_deployment
 from berth.errors import BerthError
+from berth.scaffold import new_deployment
 from conftest import run_berth
 from fakebin.fakes import DATA, FakeTools, git, make_services_repo
 

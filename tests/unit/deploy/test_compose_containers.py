@@ -146,7 +146,7 @@ def test_deploy_kill_stop_start_restart_logs_exec(one_ioc: tuple[Path, str, str]
     failed = berth(state, "exec", name, "-b", "compose", "-r", repo, "--", "sh", "-c", "exit 3")
     assert failed.returncode == 3
 
-    ok(berth(state, "delete", name, "-b", "compose", "-r", repo))
+    ok(berth(state, "delete", "-y", name, "-b", "compose", "-r", repo))
     assert inspect(engine, name) == {}
     assert ps_rows(state, repo)[name]["state"] == "not deployed"
 
@@ -279,7 +279,7 @@ def test_example_beamline_up_serves_ca_and_pva(tmp_path: Path, softioc_image: st
     position = wait_until(lambda: pva_get(f"{prefix}-BL01B-EA-PVA-01:POSITION"),
                           what="PVA group")
     assert "x" in position and "y" in position
-    ok(berth(state, "down", "-b", "compose", "-r", repo))
+    ok(berth(state, "down", "-y", "-b", "compose", "-r", repo))
     assert engine.container_names(f"berth.repo={repo.resolve()}") == []
     assert all(r["state"] == "stopped" for r in ps_rows(state, repo).values())
 
@@ -337,5 +337,5 @@ def test_compose_layout_copy_serves_pvs(tmp_path: Path, softioc_image: str, engi
                   pytest.approx(2.54), "CA from the compose layout")
     assert wait_until(lambda: pva_get(f"{prefix}-BL01B-EA-SUM-01:B") == pytest.approx(2.61),
                       what="PVA from the compose layout")
-    ok(berth(state, "down", "-b", "compose", "-r", repo, "-t", "test"))
+    ok(berth(state, "down", "-y", "-b", "compose", "-r", repo, "-t", "test"))
     assert engine.container_names(f"berth.repo={repo.resolve()}") == []

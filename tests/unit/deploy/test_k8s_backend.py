@@ -118,7 +118,8 @@ def test_ps_reads_two_recorded_answers(fakes, repo):
 
 
 def test_ps_of_300_iocs_makes_the_same_two_calls(fakes, tmp_path):
-    recorded = json.loads((Path(__file__).parents[2] / "data/k8s/kubectl-get-iocs.json").read_text())
+    recorded_file = Path(__file__).parents[2] / "data/k8s/kubectl-get-iocs.json"
+    recorded = json.loads(recorded_file.read_text())
     sts, pod = recorded["items"][0], recorded["items"][3]
     items, releases = [], []
     for i in range(300):
@@ -164,7 +165,7 @@ def test_operator_commands_argv(fakes):
     berth(fakes, "attach", IOC)
     berth(fakes, "exec", IOC, "--", "caget", "X")
     berth(fakes, "exec", IOC)
-    berth(fakes, "delete", IOC)
+    berth(fakes, "delete", "-y", IOC)
     assert fakes.argvs() == [
         ["kubectl", "rollout", "restart", f"statefulset/{IOC}", "-n", NS],
         ["kubectl", "logs", f"{IOC}-0", "-n", NS, "-c", "ioc", "--follow", "--previous"],
@@ -209,7 +210,7 @@ def test_up_deploys_each_ioc_at_its_latest_tag_and_down_uninstalls_ioc_releases(
     released = json.loads(berth(fakes, "up", "--json", repo=repo))
     assert {(r["service"], r["version"]) for r in released} == {
         ("bl01b-ea-ioc-01", "2026.1.2"), ("bl01b-mo-ioc-01", "2026.1.1")}
-    berth(fakes, "down", repo=repo)
+    berth(fakes, "down", "-y", repo=repo)
     argvs = fakes.argvs()
     assert [a[:4] for a in argvs[:2]] == [["helm", "upgrade", "--install", "bl01b-ea-ioc-01"],
                                           ["helm", "upgrade", "--install", "bl01b-mo-ioc-01"]]
@@ -220,7 +221,7 @@ def test_up_deploys_each_ioc_at_its_latest_tag_and_down_uninstalls_ioc_releases(
 def test_tool_errors_become_berth_errors(fakes, tmp_path):
     fakes.answer("helm", ["uninstall"], stderr="Error: uninstall: Release not loaded: "
                  "bl01b-ea-ioc-01: release: not found\n", exit=1)
-    err = berth(fakes, "delete", IOC, code=2)
+    err = berth(fakes, "delete", "-y", IOC, code=2)
     assert "helm uninstall bl01b-ea-ioc-01 -n bl01b' failed (exit 1)" in err
     assert "release: not found" in err
     fakes.answer("kubectl", ["get"], stdout="this is not json")

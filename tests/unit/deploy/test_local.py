@@ -525,7 +525,7 @@ def test_an_ioc_that_cannot_start_backs_off_and_says_why(beamline: Beamline) -> 
         assert "missing.db" in row["reason"]
         assert beamline.ps()["bl01b-ea-sum-01"]["state"] == "running"  # the others carry on
     finally:
-        beamline.ok("delete", "bl01b-ea-bad-01")
+        beamline.ok("delete", "-y", "bl01b-ea-bad-01")
         shutil.rmtree(bad)
 
 
@@ -533,7 +533,7 @@ def test_delete_removes_the_instance_and_keeps_its_data(beamline: Beamline) -> N
     name = "bl01b-va-alarm-01"
     data = beamline.state / "instances" / name / "data"
     (data / "kept.sav").write_text("x\n")
-    beamline.ok("delete", name)
+    beamline.ok("delete", "-y", name)
     assert beamline.ps()[name]["state"] == "not deployed"
     with pytest.raises(TimeoutError):
         ca_get(beamline.pv("VA-ALARM-01:P1"), timeout=1.5)
@@ -568,7 +568,7 @@ def test_down_stops_everything(beamline: Beamline) -> None:
     beamline.ok("up")  # (the previous test stopped its supervisor)
     wait_until(lambda: (r := beamline.ps()) and all(r[n]["state"] == "running" for n in CA_PVS),
                "every instance running")
-    out = beamline.ok("down")
+    out = beamline.ok("down", "-y")
     assert {f"stopped {n}" for n in CA_PVS} <= set(out.splitlines())
     with pytest.raises(TimeoutError):
         ca_get(beamline.pv("EA-SUM-01:SUM"), timeout=1.5)

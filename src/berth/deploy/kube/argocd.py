@@ -21,16 +21,8 @@ import yaml
 
 from berth.deploy import InstanceStatus, Release
 from berth.deploy.kube.argocd_repo import DeploymentRepo
-from berth.deploy.kube.deployment_files import (
-    APPLICATION_TEMPLATE,
-    CHART,
-    README,
-    ROOT_APP,
-    VALUES,
-)
 from berth.deploy.kube.k8s import K8sBackend
 from berth.errors import BerthError, Location, Problem
-from berth.fsutil import atomic_write_all
 from berth.tools import iso, run, run_json
 
 # ArgoCD health -> berth state
@@ -40,24 +32,6 @@ HEALTH_STATES = {"Healthy": "running", "Progressing": "starting", "Degraded": "c
 
 def create(repo: Path | None, target: str | None) -> ArgoCDBackend:
     return ArgoCDBackend(repo, target)
-
-
-def new_deployment(folder: Path) -> list[Path]:
-    """Make a new deployment repository in `folder` (which must be new or empty)."""
-    folder = Path(folder).resolve()
-    if folder.exists() and any(folder.iterdir()):
-        raise BerthError(Problem("folder is not empty: a deployment repository needs its own",
-                                 Location(folder)))
-    name = folder.name
-    files = {
-        folder / "README.md": README.format(name=name),
-        folder / "apps.yaml": ROOT_APP.format(name=name),
-        folder / "apps" / "Chart.yaml": CHART,
-        folder / "apps" / "values.yaml": VALUES.format(name=name),
-        folder / "apps" / "templates" / "applications.yaml": APPLICATION_TEMPLATE,
-    }
-    atomic_write_all(files)
-    return sorted(files)
 
 
 class ArgoCDBackend:

@@ -31,7 +31,6 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +161,7 @@ class LocalBackend:
         for sub in ("runtime", "data"):
             (instance_dir / sub).mkdir(parents=True, exist_ok=True)
         self.state.socket_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(instance_dir / "launch.json", json.dumps(spec, indent=2) + "\n")
+        atomic_write(instance_dir / "launch.json", json.dumps(spec, indent=2) + "\n", mode=0o600)
 
     def _apply(self, instances: dict[str, InstanceState], restart: Sequence[str] = ()) -> None:
         """Save the desired state, bring supervisord's config in line and (re)start what must.
