@@ -52,7 +52,9 @@ def read(names: list[str], timeout: float) -> dict[str, Any]:
                         values[name] = shown(data)
                         break
                     last = "not initialised (UDF)"
-                except Exception as exc:  # p4p raises TimeoutError or its own RemoteError
+                except TimeoutError:
+                    last = "no answer"
+                except Exception as exc:  # e.g. p4p's RemoteError
                     last = exc
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{name}: {last}")
