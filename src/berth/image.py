@@ -76,7 +76,7 @@ def debian_mirror(sources: Path = Path("/etc/apt")) -> str:
                 )
                 suites = fields.get("suites", "").split()
                 if SUITE in suites and fields.get("enabled", "yes").lower() != "no":
-                    return fields.get("uris", "").split()[0]
+                    return str(fields.get("uris", "").split()[0])
         else:
             for line in text.splitlines():
                 parts = line.split("#", 1)[0].split()

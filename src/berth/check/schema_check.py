@@ -12,8 +12,7 @@ from jsonschema.exceptions import ValidationError
 
 from berth.errors import Location, Problem
 from berth.ioc.entity import suggest
-from berth.ioc.support import describe
-from berth.yamlio import YDict, YList, location_of
+from berth.yamlio import YDict, YList, describe, location_of
 
 _KIND_WORDS = {"integer": "an integer", "number": "a number", "boolean": "true or false",
                "array": "a list", "object": "a mapping", "string": "a string"}

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from berth.errors import Location, Problem
-from berth.ioc.support import MISSING, EntityModel, Param, describe, is_jinja
-from berth.yamlio import YDict, location_of
+from berth.ioc.support import EntityModel, Param, is_jinja
+from berth.yamlio import MISSING, YDict, describe, location_of
 
 REPEAT_TYPE = "ibek.repeat"
 WAIT_IP_TYPE = "ibek.wait_ip"

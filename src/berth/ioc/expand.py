@@ -24,9 +24,9 @@ from berth.ioc.entity import (
     lax_bool,
     suggest,
 )
-from berth.ioc.support import EntityModel, SupportSet, describe, is_jinja
+from berth.ioc.support import EntityModel, SupportSet, is_jinja
 from berth.ioc.templates import Renderer
-from berth.yamlio import YDict, location_of
+from berth.yamlio import YDict, describe, location_of
 
 _REPEAT_KEYS = ("type", "values", "variable", "entity", "entity_enabled")
 _WAIT_IP_KEYS = ("type", "device", "address", "timeout", "entity_enabled")

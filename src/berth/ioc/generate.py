@@ -21,9 +21,9 @@ from berth.errors import BerthError, Location, Problem
 from berth.ioc.entity import Entity, TemplateProblem
 from berth.ioc.expand import EntityExpander, TopEntity
 from berth.ioc.render import Generated, GenerateOptions, PviEntity, epics_root, outputs
-from berth.ioc.support import describe, load_support
+from berth.ioc.support import load_support
 from berth.ioc.templates import Renderer
-from berth.yamlio import YDict, location_of
+from berth.yamlio import YDict, describe, location_of
 
 __all__ = ["SUPPORT_GLOB", "Generated", "GenerateOptions", "PviEntity", "default_defs",
            "epics_root", "expand_defs", "find_instance_files", "generate", "write_outputs"]

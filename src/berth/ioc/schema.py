@@ -14,13 +14,13 @@ from typing import Any
 from berth.ioc.entity import REPEAT_TYPE, WAIT_IP_TYPE, WAIT_USB_TYPE
 from berth.ioc.support import (
     DEFINE_TYPES,
-    MISSING,
     PARAM_TYPES,
     WHEN,
     EntityModel,
     Param,
     load_support,
 )
+from berth.yamlio import MISSING
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 JINJA = {"type": "string", "pattern": r"\{\{", "description": "a Jinja expression"}

@@ -240,7 +240,8 @@ def _version(release: dict[str, Any] | None, sts: dict[str, Any] | None) -> str 
     if release and release.get("app_version"):
         return str(release["app_version"])
     if sts:
-        return sts.get("metadata", {}).get("annotations", {}).get("berth/version")
+        version = sts.get("metadata", {}).get("annotations", {}).get("berth/version")
+        return str(version) if version is not None else None
     return None
 
 
