@@ -84,7 +84,7 @@ def test_run_imports_before_the_builder_fork_are_lean(tmp_path: Path) -> None:
     # what `berth run` imports before it forks its builder: the CLI entry, its own argument
     # reader and the launcher (the builder imports yaml, Jinja and berth.ioc after the fork)
     loaded = modules_after(textwrap.dedent("""
-        import berth.cli.main, berth.cli.fastargs, berth.cli.run, berth.run.launch
+        import berth.cli.main, berth.run.argv, berth.cli.run, berth.run.launch
         """), tmp_path)
     assert "berth" in loaded
     assert not loaded & {*NEVER, "yaml", "typing"}, sorted(loaded & {*NEVER, "yaml", "typing"})

@@ -370,7 +370,7 @@ def test_up_keeps_a_rolled_back_version(beamline: Beamline) -> None:
     assert before["version"] == "v1" and before["extra"]["pinned"]
     ups = {r["service"]: r for r in json.loads(beamline.ok("up", "--json"))}
     assert ups[name]["version"] == "v1"
-    latest = beamline.berth("up", "--latest", "--json")
+    latest = beamline.berth("up", "--latest", "-y", "--json")
     assert latest.returncode == 0, latest.stderr
     assert "pinned by a rollback" in {r["service"]: r for r in
                                       json.loads(latest.stdout)}[name]["note"]

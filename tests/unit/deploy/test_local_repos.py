@@ -177,7 +177,7 @@ def test_up_keeps_deployed_versions_and_up_latest_moves_them_saying_so(site: Sit
     assert (row["version"], row["pid"]) == (before["version"], before["pid"])
     assert ca_get(a_pv)[0] == pytest.approx(2.54)
 
-    latest = site.berth("up", "--latest", repo=site.a)
+    latest = site.berth("up", "--latest", "-y", repo=site.a)
     assert latest.returncode == 0, latest.stderr
     moved = site.ps(repo=site.a)[name]["version"]
     assert moved != before["version"]
@@ -191,7 +191,7 @@ def test_down_of_one_repository_leaves_the_other_running(site: Site) -> None:
     b_before = _all_running(site, B_IOCS, site.b)
     deployed = json.loads(site.ok("history", "bl01b-ea-sum-01", "--json"))
     start = time.monotonic()
-    out = site.ok("down", repo=site.a)
+    out = site.ok("down", "-y", repo=site.a)
     took = time.monotonic() - start
     print(f"\ndown of {len(A_IOCS)} IOCs: {took:.2f} s (the whole command)")
     assert took < 3.0  # target 1 s; generous for a loaded machine
@@ -203,7 +203,7 @@ def test_down_of_one_repository_leaves_the_other_running(site: Site) -> None:
     rows_b = site.ps(repo=site.b)
     assert [rows_b[n]["pid"] for n in B_IOCS] == [b_before[n]["pid"] for n in B_IOCS]
     ca_value(f"BL01B{site.tag_b}-EA-CNT-01:COUNT1")
-    assert site.ok("down", repo=site.a).strip() == "nothing was running"
+    assert site.ok("down", "-y", repo=site.a).strip() == "nothing was running"
 
     versions = {n: r["version"] for n, r in rows_a.items()}
     site.ok("up", repo=site.a)  # as deployed: same versions, nothing redeployed
@@ -214,7 +214,7 @@ def test_down_of_one_repository_leaves_the_other_running(site: Site) -> None:
 
 def test_down_all_stops_the_supervisor_and_ps_starts_nothing(site: Site) -> None:
     _all_running(site, B_IOCS, site.b)
-    out = site.ok("down", "--all", repo=site.a)
+    out = site.ok("down", "--all", "-y", repo=site.a)
     assert set(out.split()) >= {*A_IOCS, *B_IOCS}
     assert supervisors(site.state) == []
     rows = site.ps("--all", repo=site.b)
