@@ -13,7 +13,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from test_local import LOOPBACK, ca_value
+from test_local import LOOPBACK, SERVER_LOOPBACK, add_global_env, ca_value
 
 from conftest import run_berth
 
@@ -80,6 +80,7 @@ def test_a_new_repository_runs_with_berth_up(tmp_path: Path, layout: str) -> Non
     beamline = f"bl{token()}"
     folder = tmp_path / beamline
     assert run_berth("new", "services", str(folder), "--layout", layout).returncode == 0
+    stay_on_loopback(folder)
     env = {**LOOPBACK, "BERTH_STATE_DIR": str(tmp_path / "state"), "BERTH_REPO": str(folder)}
     os.environ.update(LOOPBACK)  # for this process's CA client
     try:
@@ -88,6 +89,18 @@ def test_a_new_repository_runs_with_berth_up(tmp_path: Path, layout: str) -> Non
         assert ca_value(f"{beamline.upper()}-EA-TEST-01:SUM")[0] == pytest.approx(1.5)
     finally:
         local.shutdown(tmp_path / "state")
+
+
+def stay_on_loopback(repo: Path) -> None:
+    """The repository's IOCs beacon to loopback only (berth passes no caller's settings on)."""
+    compose_base = repo / "include" / "ioc.yml"
+    if not compose_base.is_file():
+        add_global_env(repo, SERVER_LOOPBACK)
+        return
+    text = compose_base.read_text()
+    lines = "".join(f"      {k}: \"{v}\"\n" for k, v in SERVER_LOOPBACK.items())
+    assert "    environment:\n" in text
+    compose_base.write_text(text.replace("    environment:\n", "    environment:\n" + lines, 1))
 
 
 def git_out(folder: Path, *args: str) -> str:
