@@ -13,6 +13,20 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# Every IOC the tests start, and every client, stays on loopback (EPICS defaults beacon to each
+# interface's broadcast address). Processes started by the tests inherit this; the local
+# backend passes no caller's EPICS settings on, so its tests give them through the repository.
+os.environ.update({
+    "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
+    "EPICS_CAS_BEACON_ADDR_LIST": "127.255.255.255",
+    "EPICS_PVAS_AUTO_BEACON_ADDR_LIST": "NO",
+    "EPICS_PVAS_BEACON_ADDR_LIST": "127.0.0.1",
+    "EPICS_CA_AUTO_ADDR_LIST": "NO",
+    "EPICS_CA_ADDR_LIST": "127.255.255.255",
+    "EPICS_PVA_AUTO_ADDR_LIST": "NO",
+    "EPICS_PVA_ADDR_LIST": "127.0.0.1",
+})
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _support_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
