@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_local import SERVER_LOOPBACK
 
 from berth.tools.engine import Engine
 from conftest import run_berth
@@ -290,7 +291,7 @@ def compose_layout_copy(helm_repo: Path, dest: Path, names: list[str]) -> Path:
     (dest / "include").mkdir(parents=True)
     (dest / "include" / "ioc.yml").write_text(yaml.safe_dump({"services": {"linux_ioc": {
         "labels": {"is_ioc": True, "ioc_group": "bl01b"},
-        "environment": {"BEAMLINE": "bl01b"},
+        "environment": {"BEAMLINE": "bl01b", **SERVER_LOOPBACK},  # (beacons stay on loopback)
         "tty": True, "stdin_open": True, "restart": "unless-stopped",
         "network_mode": "host"}}}))
     includes = []
