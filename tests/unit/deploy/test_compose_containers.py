@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_local import SERVER_LOOPBACK
+from test_local import SERVER_LOOPBACK, add_global_env
 
 from berth.tools.engine import Engine
 from conftest import run_berth
@@ -68,6 +68,7 @@ def stcmd_repo(root: Path, name: str, prefix: str, value: str, image: str) -> Pa
     folder = root / "services" / name
     (folder / "config").mkdir(parents=True, exist_ok=True)
     (root / "services" / "values.yaml").write_text("global:\n  location: lab\n")
+    add_global_env(root, SERVER_LOOPBACK)  # beacons stay on loopback
     (folder / "values.yaml").write_text(
         f"ioc-instance:\n  image: {image}\n  env:\n    - name: IOC_PREFIX\n"
         f"      value: {prefix}\n")
