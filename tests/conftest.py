@@ -91,3 +91,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         return
     report.outcome = "failed"
     report.longrepr = f"skipped on CI, where nothing may skip: {reason}"
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A cache folder of this test's own, with caching on (support, instance, screens)."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("BERTH_CACHE_DIR", str(folder))
+    monkeypatch.delenv("BERTH_NO_CACHE", raising=False)
+    return folder

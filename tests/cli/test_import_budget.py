@@ -32,14 +32,9 @@ def modules_after(code: str, tmp_path: Path) -> set[str]:
     return {name.split(".")[0] for name in json.loads(report.read_text())}
 
 
-def test_generate_imports_no_cli_framework_and_no_jinja_for_plain_templates(tmp_path: Path
-                                                                         ) -> None:
-    ioc = tmp_path / "ioc.yaml"
-    ioc.write_text('ioc_name: budget\nentities:\n'
-                   '  - {type: demo.Port, name: p1, host: "h:1"}\n'
-                   '  - {type: demo.Port, name: p2, host: "h:2"}\n')
-    out = tmp_path / "out"
-    code = textwrap.dedent(f"""
+def generate_code(ioc: Path, out: Path) -> str:
+    """A script that runs `berth generate IOC --defs DEMO -o OUT` through the console entry."""
+    return textwrap.dedent(f"""
         import sys
         sys.argv = ["berth", "generate", {str(ioc)!r}, "--defs", {str(DEMO)!r},
                     "-o", {str(out)!r}]
@@ -49,6 +44,16 @@ def test_generate_imports_no_cli_framework_and_no_jinja_for_plain_templates(tmp_
         except SystemExit as exc:
             assert not exc.code, exc.code
         """)
+
+
+def test_generate_imports_no_cli_framework_and_no_jinja_for_plain_templates(tmp_path: Path
+                                                                         ) -> None:
+    ioc = tmp_path / "ioc.yaml"
+    ioc.write_text('ioc_name: budget\nentities:\n'
+                   '  - {type: demo.Port, name: p1, host: "h:1"}\n'
+                   '  - {type: demo.Port, name: p2, host: "h:2"}\n')
+    out = tmp_path / "out"
+    code = generate_code(ioc, out)
     cold = modules_after(code, tmp_path)
     assert 'portConfigure("p2", "h:2"' in (out / "st.cmd").read_text()  # it really generated
     assert "yaml" in cold  # the first run parses the YAML files
@@ -66,16 +71,7 @@ def test_generate_imports_jinja_when_a_template_needs_it(tmp_path: Path) -> None
                    '  - {type: demo.Port, name: p1, host: "h:1"}\n'
                    '  - {type: demo.Command, command: "{{ 1 + 2 }}"}\n')
     out = tmp_path / "out"
-    loaded = modules_after(textwrap.dedent(f"""
-        import sys
-        sys.argv = ["berth", "generate", {str(ioc)!r}, "--defs", {str(DEMO)!r},
-                    "-o", {str(out)!r}]
-        from berth.cli.main import main
-        try:
-            main()
-        except SystemExit as exc:
-            assert not exc.code, exc.code
-        """), tmp_path)
+    loaded = modules_after(generate_code(ioc, out), tmp_path)
     assert "\n3\n" in (out / "st.cmd").read_text()
     assert "jinja2" in loaded
 

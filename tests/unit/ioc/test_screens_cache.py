@@ -16,14 +16,6 @@ DEVICE = DATA / "demo.pvi.device.yaml"
 IOC = 'ioc_name: scr\nentities:\n  - {type: demo.Screen, P: "SCR:"}\n'
 
 
-@pytest.fixture
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("BERTH_CACHE_DIR", str(folder))
-    monkeypatch.delenv("BERTH_NO_CACHE", raising=False)
-    return folder
-
-
 def screens(tmp_path: Path, search: list[Path]) -> dict[str, str]:
     instance = tmp_path / "ioc.yaml"
     instance.write_text(IOC)

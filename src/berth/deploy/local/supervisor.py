@@ -223,9 +223,10 @@ def start(rpc: Any, name: str) -> None:
             raise
 
 
-def stop(rpc: Any, name: str) -> None:
+def stop(rpc: Any, name: str, wait: bool = True) -> None:
+    """Stop a program (`wait`: until it has exited); one not running is no error."""
     try:
-        rpc.supervisor.stopProcess(name, True)
+        rpc.supervisor.stopProcess(name, wait)
     except xmlrpc.client.Fault as fault:
         if "NOT_RUNNING" not in fault.faultString and "BAD_NAME" not in fault.faultString:
             raise
@@ -239,22 +240,13 @@ def stop_all(rpc: Any, names: list[str], timeout: float = STOP_TIMEOUT) -> list[
     for name in names:
         state = info.get(name, {}).get("statename")
         if state in ("RUNNING", "STARTING", "BACKOFF"):
-            stop_now(rpc, name)
+            stop(rpc, name, wait=False)
             if info[name]["pid"]:
                 pids[name] = int(info[name]["pid"])
     deadline = time.monotonic() + timeout
     while any(_alive(pid) for pid in pids.values()) and time.monotonic() < deadline:
         time.sleep(0.01)
     return sorted(n for n in names if info.get(n, {}).get("statename") in ("RUNNING", "STARTING"))
-
-
-def stop_now(rpc: Any, name: str) -> None:
-    """Ask supervisord to stop a program without waiting for it to exit."""
-    try:
-        rpc.supervisor.stopProcess(name, False)
-    except xmlrpc.client.Fault as fault:
-        if "NOT_RUNNING" not in fault.faultString and "BAD_NAME" not in fault.faultString:
-            raise
 
 
 def _alive(pid: int) -> bool:
