@@ -53,6 +53,11 @@ YesOpt = Annotated[bool, typer.Option("-y", "--yes", help="Do not ask for confir
                                       "(needed when not on a terminal).")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print what would be done, and "
                                          "change nothing.")]
+WaitOpt = Annotated[bool, typer.Option(
+    "--wait", help="Return once every instance named answers (fail with its log if not).")]
+TimeoutOpt = Annotated[float, typer.Option(
+    "--timeout", min=0, help="Seconds --wait waits for readiness.")]
+DEFAULT_WAIT = 60.0
 
 
 def _backend(backend: str, repo: Path | None, target: str | None, all_repos: bool = False,
@@ -112,6 +117,15 @@ def _releases(releases: list[Release], as_json: bool) -> None:
                  for r in releases])
 
 
+def _wait(backend: Backend, names: list[str], wait: bool, timeout: float) -> None:
+    if not wait:
+        return
+    from berth.deploy.wait import wait_ready
+
+    if wait_ready(backend, names, timeout):
+        raise typer.Exit(1)
+
+
 def _uptime(seconds: float | None) -> str:
     if seconds is None:
         return ""
@@ -127,8 +141,8 @@ def _uptime(seconds: float | None) -> str:
 
 
 def _status_table(rows: list[InstanceStatus]) -> None:
-    print_table(["name", "state", "version", "pid", "uptime", "restarts", "reason"],
-                [[r.name, r.state, r.version or "", r.pid or "", _uptime(r.uptime),
+    print_table(["name", "state", "ready", "version", "pid", "uptime", "restarts", "reason"],
+                [[r.name, r.state, r.health, r.version or "", r.pid or "", _uptime(r.uptime),
                   r.restarts, r.reason] for r in rows])
 
 
@@ -179,31 +193,40 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one short function per v
     def deploy(name: NameArg, version: VersionArg = None, repo: RepoOpt = None,
                backend: BackendOpt = "local", target: TargetOpt = None,
                as_json: JsonOpt = False, force: ForceOpt = False,
-               dry: DryRunOpt = False) -> None:
+               dry: DryRunOpt = False, wait: WaitOpt = False,
+               timeout: TimeoutOpt = DEFAULT_WAIT) -> None:
         """Deploy a version of an instance (default: its latest tag, or the working copy when
         the repository has no tags), after checking it."""
         if dry:
             return _would(backend, repo, target, "deploy", name, version)
-        _releases([_backend(backend, repo, target, force=force).deploy(name, version)], as_json)
+        chosen = _backend(backend, repo, target, force=force)
+        _releases([chosen.deploy(name, version)], as_json)
+        _wait(chosen, [name], wait, timeout)
 
     @app.command("deploy-local")
     def deploy_local(folder: Annotated[Path, typer.Argument(help="services/<name> folder.")],
                      backend: BackendOpt = "local", target: TargetOpt = None,
                      as_json: JsonOpt = False, force: ForceOpt = False,
-                     dry: DryRunOpt = False) -> None:
+                     dry: DryRunOpt = False, wait: WaitOpt = False,
+                     timeout: TimeoutOpt = DEFAULT_WAIT) -> None:
         """Deploy an instance from a working copy (not a tag), after checking it."""
         root = folder.resolve().parent.parent
         if dry:
             return _would(backend, root, target, "deploy the working copy of", folder.name)
-        _releases([_backend(backend, root, target, force=force).deploy_local(folder)], as_json)
+        chosen = _backend(backend, root, target, force=force)
+        _releases([chosen.deploy_local(folder)], as_json)
+        _wait(chosen, [folder.resolve().name], wait, timeout)
 
     @app.command()
     def start(name: NameArg, repo: RepoOpt = None, backend: BackendOpt = "local",
-              target: TargetOpt = None, dry: DryRunOpt = False) -> None:
+              target: TargetOpt = None, dry: DryRunOpt = False, wait: WaitOpt = False,
+              timeout: TimeoutOpt = DEFAULT_WAIT) -> None:
         """Start a deployed instance (stays started across restarts)."""
         if dry:
             return _would(backend, repo, target, "start", name)
-        _backend(backend, repo, target).start(name)
+        chosen = _backend(backend, repo, target)
+        chosen.start(name)
+        _wait(chosen, [name], wait, timeout)
 
     @app.command()
     def stop(name: NameArg, repo: RepoOpt = None, backend: BackendOpt = "local",
@@ -215,11 +238,14 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one short function per v
 
     @app.command()
     def restart(name: NameArg, repo: RepoOpt = None, backend: BackendOpt = "local",
-                target: TargetOpt = None, dry: DryRunOpt = False) -> None:
+                target: TargetOpt = None, dry: DryRunOpt = False, wait: WaitOpt = False,
+                timeout: TimeoutOpt = DEFAULT_WAIT) -> None:
         """Restart an instance."""
         if dry:
             return _would(backend, repo, target, "restart", name)
-        _backend(backend, repo, target).restart(name)
+        chosen = _backend(backend, repo, target)
+        chosen.restart(name)
+        _wait(chosen, [name], wait, timeout)
 
     @app.command()
     def delete(name: NameArg, repo: RepoOpt = None, backend: BackendOpt = "local",
@@ -235,10 +261,17 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one short function per v
              follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing.")] = False,
              previous: Annotated[bool, typer.Option("--previous",
                                                     help="The previous run's output.")] = False,
+             tail: Annotated[int | None, typer.Option(
+                 "--tail", "-n", help="Only the last N lines.", min=0)] = None,
+             since: Annotated[str | None, typer.Option(
+                 "--since", help="Only lines newer than this (90s, 10m, 2h, 1d).")] = None,
              repo: RepoOpt = None, backend: BackendOpt = "local", target: TargetOpt = None) -> None:
-        """Print an instance's output (current run)."""
-        code = _backend(backend, repo, target).logs(name, follow=follow, previous=previous)
-        raise typer.Exit(code)
+        """Print an instance's output (current run); colour codes are stripped when the output
+        is not a terminal."""
+        from berth.deploy.logs import LogQuery, parse_duration
+
+        query = LogQuery(follow, previous, tail, None if since is None else parse_duration(since))
+        raise typer.Exit(_backend(backend, repo, target).logs(name, query))
 
     @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
     def exec(name: NameArg,
@@ -252,13 +285,15 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one short function per v
     def rollback(name: NameArg, version: VersionArg = None, repo: RepoOpt = None,
                  backend: BackendOpt = "local", target: TargetOpt = None,
                  as_json: JsonOpt = False, force: ForceOpt = False,
-                 dry: DryRunOpt = False) -> None:
+                 dry: DryRunOpt = False, wait: WaitOpt = False,
+                 timeout: TimeoutOpt = DEFAULT_WAIT) -> None:
         """Go back to an earlier deployed version (default: the previous one); it stays there
         until the next `deploy`."""
         if dry:
             return _would(backend, repo, target, "roll back", name, version)
-        _releases([_backend(backend, repo, target, force=force).rollback(name, version)],
-                  as_json)
+        chosen = _backend(backend, repo, target, force=force)
+        _releases([chosen.rollback(name, version)], as_json)
+        _wait(chosen, [name], wait, timeout)
 
     @app.command()
     def history(name: NameArg, repo: RepoOpt = None, backend: BackendOpt = "local",
@@ -272,7 +307,8 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one short function per v
            latest: Annotated[bool, typer.Option(
                "--latest", help="Also move deployed instances to their latest version.")]
            = False, force: ForceOpt = False, yes: YesOpt = False,
-           dry: DryRunOpt = False) -> None:
+           dry: DryRunOpt = False, wait: WaitOpt = False,
+           timeout: TimeoutOpt = DEFAULT_WAIT) -> None:
         """Start the repository's instances as deployed; deploy (checked) those never deployed.
         Deployed instances keep their version unless --latest (which asks first)."""
         if dry:
@@ -280,7 +316,10 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one short function per v
         if latest:
             confirm("move every deployed instance to its latest version on the "
                     f"{_where(backend, target)}", yes)
-        _releases(_backend(backend, repo, target, all_repos, latest, force).up(), as_json)
+        chosen = _backend(backend, repo, target, all_repos, latest, force)
+        started = chosen.up()
+        _releases(started, as_json)
+        _wait(chosen, [r.service for r in started], wait, timeout)
 
     @app.command()
     def down(repo: RepoOpt = None, backend: BackendOpt = "local",

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from berth.deploy.logs import LogQuery
     from berth.errors import Problem
 
 # The checks a deploy runs before it replaces anything: (release root, instance name) → the
@@ -32,6 +33,10 @@ class InstanceStatus:
     restarts: int = 0
     reason: str = ""  # why it is not running / not runnable, when known
     extra: dict[str, Any] = field(default_factory=dict)
+    # Does the IOC answer? health: ready | starting | not answering | "" (not running); `ready`
+    # is true only when it answers (or, for what nobody probes, when it runs).
+    health: str = ""
+    ready: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,7 +78,7 @@ class Backend(Protocol):
     def stop(self, service: str) -> None: ...
     def restart(self, service: str) -> None: ...
     def delete(self, service: str) -> None: ...
-    def logs(self, service: str, follow: bool = False, previous: bool = False) -> int: ...
+    def logs(self, service: str, query: LogQuery = ...) -> int: ...
     def attach(self, service: str) -> int: ...
     def exec(self, service: str, command: Sequence[str]) -> int: ...
     def rollback(self, service: str, version: str | None = None) -> Release: ...

@@ -16,9 +16,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import socket
+import struct
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 DETACH_KEY = b"\x1d"  # Ctrl-]
@@ -67,12 +69,44 @@ def is_live(socket_path: Path) -> bool:
     return True
 
 
+ESCAPE_SEQUENCE = re.compile(rb"\x1b(\[[0-9;?]*[ -/]*[@-~]|O.|.)")
+
+
+def peer_user(sock: socket.socket) -> str:
+    """The Unix user at the other end of a Unix socket (SO_PEERCRED), by name when known."""
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        uid = struct.unpack("3i", creds)[1]
+    except OSError:
+        return "unknown user"
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def typed_text(keys: bytes) -> str:
+    """What a line of keystrokes reads as: escape sequences dropped, backspaces applied."""
+    text: list[str] = []
+    for char in ESCAPE_SEQUENCE.sub(b"", keys).decode(errors="replace"):
+        if char in "\x7f\x08":
+            if text:
+                text.pop()
+        elif char.isprintable():
+            text.append(char)
+    return "".join(text)
+
+
 class _Client:
     def __init__(self, sock: socket.socket, number: int) -> None:
         self.sock = sock
         self.number = number
         self.read_only = False
         self.pending = bytearray()
+        self.user = peer_user(sock)
+        self.typed = bytearray()  # the keyboard holder's current line, for the log
 
 
 class ConsoleServer:
@@ -93,6 +127,8 @@ class ConsoleServer:
         self.clients: dict[int, _Client] = {}
         self.keyboard: _Client | None = None
         self._numbers = 0
+        # called with (user, text) for every line typed into the IOC shell
+        self.on_input_line: Callable[[str, str], None] | None = None
 
     def close(self) -> None:
         for client in list(self.clients.values()):
@@ -176,7 +212,16 @@ class ConsoleServer:
         if self.keyboard is not client:
             self._tell(client, f"viewer {self.keyboard.number} has the keyboard; Ctrl-T takes over")
             return b""
+        self._log_lines(client, bytes(forward))
         return bytes(forward)
+
+    def _log_lines(self, client: _Client, keys: bytes) -> None:
+        client.typed += keys
+        *lines, rest = re.split(rb"\r\n?|\n", bytes(client.typed))
+        client.typed = bytearray(rest)
+        if self.on_input_line is not None:
+            for line in lines:
+                self.on_input_line(client.user, typed_text(line))
 
     def _control(self, client: _Client, command: bytes) -> None:
         if command == b"ro":

@@ -417,6 +417,10 @@ def exec_launch(launch: Launch, overlap: bool = True) -> NoReturn:
     sys.stderr.flush()
     if launch.mode != "start.sh":
         os.chdir(launch.env["RUNTIME_DIR"])
+    else:  # no runner watches a start.sh: say so, or `ps` would wait for a probe forever
+        from berth.run import ready
+
+        ready.publish_unprobed(Path(launch.env["RUNTIME_DIR"]))
     try:
         os.execv(argv[0], argv)
     except OSError as exc:

@@ -79,7 +79,7 @@ def _wait_for_go(go_fd: int | None) -> None:
     os.close(go_fd)
 
 
-def _run_embedded(startup: Path, err_fd: int, go_fd: int | None) -> None:
+def _run_embedded(startup: Path, err_fd: int, go_fd: int | None, pv_fd: int) -> None:
     """Child: the soft IOC. Never returns."""
     # Block the stop signals before EPICS starts threads, so every thread inherits the mask and
     # only the main thread's sigwait sees them (otherwise SIGTERM is lost when this is PID 1).
@@ -95,6 +95,11 @@ def _run_embedded(startup: Path, err_fd: int, go_fd: int | None) -> None:
         os.write(err_fd, message)
         sys.stdout.flush()
         os._exit(EXIT_STARTUP_FAILED)
+    from berth.run.ready import any_record_name
+
+    # start-up (with its iocInit) is done: tell the parent which PV to probe
+    _write_all(pv_fd, f"{any_record_name(ioc.libs.db_core) or ''}\n".encode())
+    os.close(pv_fd)
 
     import threading
 
@@ -108,7 +113,8 @@ def _run_embedded(startup: Path, err_fd: int, go_fd: int | None) -> None:
     os._exit(0)
 
 
-def _child(opts: dict[str, object], slave_fd: int, err_fd: int, go_fd: int | None) -> None:
+def _child(opts: dict[str, object], slave_fd: int, err_fd: int, go_fd: int | None,
+           pv_fd: int) -> None:
     os.setsid()
     import fcntl
     import termios
@@ -122,8 +128,9 @@ def _child(opts: dict[str, object], slave_fd: int, err_fd: int, go_fd: int | Non
         if opts.get("exec"):
             argv = [str(a) for a in opts["exec"]]  # type: ignore[attr-defined]
             _wait_for_go(go_fd)
+            os.close(pv_fd)
             os.execv(argv[0], argv)
-        _run_embedded(Path(str(opts["startup"])), err_fd, go_fd)
+        _run_embedded(Path(str(opts["startup"])), err_fd, go_fd, pv_fd)
     except BaseException as exc:  # the child must never return into the parent's code
         os.write(err_fd, f"berth: the IOC could not start: {exc}\n".encode())
     os._exit(1)
@@ -156,6 +163,38 @@ def _write_all(fd: int, data: bytes) -> None:
             data = data[os.write(fd, data):]
 
 
+def log_stamp(now: float) -> bytes:
+    """procServ's --logstamp habit: each log line starts with its UTC time."""
+    millis = int(now * 1000) % 1000
+    return time.strftime(f"[%Y-%m-%dT%H:%M:%S.{millis:03d}Z] ", time.gmtime(now)).encode()
+
+
+class Log:
+    """The IOC's output on our stdout (supervisord's output.log), each line time-stamped when
+    stdout is not a terminal; notes of our own go on lines of their own."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.stamp = not os.isatty(fd)
+        self.at_line_start = True
+
+    def write(self, data: bytes) -> None:
+        if not self.stamp:
+            _write_all(self.fd, data)
+            return
+        out = bytearray()
+        stamp = log_stamp(time.time())
+        for line in data.splitlines(keepends=True):
+            if self.at_line_start:
+                out += stamp
+            out += line
+            self.at_line_start = line.endswith(b"\n")
+        _write_all(self.fd, bytes(out))
+
+    def note(self, text: str) -> None:
+        self.write((b"" if self.at_line_start else b"\n") + f"[berth] {text}\n".encode())
+
+
 class Supervisor:
     """The parent: event loop over the pty, the console socket and signals."""
 
@@ -169,6 +208,13 @@ class Supervisor:
         self.reaped: dict[int, int] = {}
         self.master = master_fd
         self.console = console
+        self.log = Log(1)
+        console.on_input_line = self._note_input
+        self.status_path = _status_path()
+        self.init_seen = b""  # the end of the output, while waiting for iocInit's message
+        self.init_done = False
+        self.started_fd_open = False
+        self.prober: Any = None
         self.selector = selectors.DefaultSelector()
         self.exit_status: int | None = None
         self.kill_at: float | None = None
@@ -210,6 +256,8 @@ class Supervisor:
                     os.kill(self.child, signal.SIGKILL)
                 self.kill_at = None
         self._drain()
+        if self.prober is not None:
+            self.prober.stopped = True
         self.console.close()
         if self.forced_exit is not None:
             return self.forced_exit
@@ -234,6 +282,8 @@ class Supervisor:
             self._signals()
         elif key.data == "builder":
             self._builder_done(key.fd)
+        elif key.data == "started":
+            self._started(key.fd)
         elif key.data == "listen":
             self.console.accept()
         elif key.data == "stdin":
@@ -286,9 +336,61 @@ class Supervisor:
             self.selector.unregister(self.master)
             self._wait_child(block=True)
             return False
-        _write_all(1, data)
-        self.console.broadcast(data)
+        self._output(data)
         return True
+
+    def _output(self, data: bytes) -> None:
+        self.log.write(data)
+        self.console.broadcast(data)
+        if self.prober is None:
+            self._look_for_init(data)
+
+    def watch_started(self, fd: int) -> None:
+        """The embedded IOC writes a PV name on `fd` when its start-up is done; a Generic IOC
+        binary closes it unwritten (then iocInit's message in the output starts the probe)."""
+        self.selector.register(fd, selectors.EVENT_READ, "started")
+        self.started_fd_open = True
+
+    def _started(self, fd: int) -> None:
+        data = b""
+        with contextlib.suppress(OSError):
+            data = os.read(fd, 4096)
+        self.selector.unregister(fd)
+        os.close(fd)
+        self.started_fd_open = False
+        if data.strip():
+            self._start_probe(data.decode(errors="replace").strip())
+        elif self.init_done:
+            self._start_probe_from_files()
+
+    def _look_for_init(self, data: bytes) -> None:
+        from berth.run.ready import INIT_DONE
+
+        seen = self.init_seen + data
+        self.init_seen = seen[-len(INIT_DONE):]
+        if self.init_done or INIT_DONE not in seen:
+            return
+        self.init_done = True
+        if not self.started_fd_open:  # else the embedded IOC names its PV when all is done
+            self._start_probe_from_files()
+
+    def _start_probe_from_files(self) -> None:
+        from berth.run.ready import first_record
+
+        self._start_probe(first_record(self.status_path.parent / "ioc.db"))
+
+    def _start_probe(self, pv: str | None) -> None:
+        if self.prober is not None:
+            return
+        import threading
+
+        from berth.run.ready import Prober
+
+        self.prober = Prober(self.status_path, os.getpid(), dict(os.environ), pv)
+        threading.Thread(target=self.prober.run, name="probe", daemon=True).start()
+
+    def _note_input(self, user: str, line: str) -> None:
+        self.log.note(f"console input from {user}: {line}")
 
     def _drain(self) -> None:
         """Forward what the IOC wrote before it exited."""
@@ -298,8 +400,7 @@ class Supervisor:
                 data = os.read(self.master, 65536)
                 if not data:
                     break
-                _write_all(1, data)
-                self.console.broadcast(data)
+                self._output(data)
 
     def _signals(self) -> None:
         with contextlib.suppress(BlockingIOError):
@@ -332,6 +433,13 @@ class Supervisor:
             self.reaped[pid] = status
 
 
+def _status_path() -> Path:
+    """Where readiness is published: the runtime folder (the runner's working directory)."""
+    from berth.run.ready import STATUS_FILE
+
+    return Path(os.environ.get("RUNTIME_DIR") or os.getcwd()) / STATUS_FILE
+
+
 def main(argv: list[str] | None = None) -> int:
     parsed = _parse(sys.argv[1:] if argv is None else argv)
     if isinstance(parsed, str):
@@ -339,6 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = parsed
     err_fd = os.dup(2)
     master_fd, slave_fd = pty.openpty()
+    pv_r, pv_w = os.pipe()  # the embedded IOC names a PV to probe once its start-up is done
     builder = opts.get("after")
     go_r, go_w = os.pipe() if builder else (None, None)
     sys.stdout.flush()
@@ -351,12 +460,18 @@ def main(argv: list[str] | None = None) -> int:
         if go_w is not None:
             os.close(go_w)
             os.close(builder[1])  # type: ignore[index]
-        _child(opts, slave_fd, err_fd, go_r)
+        os.close(pv_r)
+        _child(opts, slave_fd, err_fd, go_r, pv_w)
     os.close(slave_fd)
+    os.close(pv_w)
     os.close(err_fd)
     if go_r is not None:
         os.close(go_r)
     from berth.run.console import ConsoleServer
+    from berth.run.ready import STARTING, write_status
+
+    write_status(_status_path(), {"pid": os.getpid(), "phase": STARTING, "ioc_init": False,
+                                  "time": time.time()})
 
     try:
         console = ConsoleServer(Path(str(opts["socket"])), str(opts["name"]))
@@ -366,7 +481,9 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(child, 0)
         raise
-    return Supervisor(child, master_fd, console, builder, go_w).run()  # type: ignore[arg-type]
+    supervisor = Supervisor(child, master_fd, console, builder, go_w)  # type: ignore[arg-type]
+    supervisor.watch_started(pv_r)
+    return supervisor.run()
 
 
 if __name__ == "__main__":

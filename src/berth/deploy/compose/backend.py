@@ -32,10 +32,13 @@ from berth.deploy.compose.spec import (
     spec_from_compose,
     spec_from_helm,
 )
+from berth.deploy.logs import LogQuery, relay
 from berth.deploy.services import Service, ServicesRepo
 from berth.deploy.state import InstanceState, StateDir, default_state_dir
 from berth.errors import BerthError, Location, Problem
 from berth.tools.engine import Engine, detect
+
+CONTAINER_HEALTH = {"healthy": "ready", "starting": "starting", "unhealthy": "not answering"}
 
 
 def create(repo: Path | None, target: str | None = None,
@@ -305,15 +308,14 @@ class ComposeBackend:
             instances.pop(service, None)
             self.state.save(instances)
 
-    def logs(self, service: str, follow: bool = False, previous: bool = False) -> int:
+    def logs(self, service: str, query: LogQuery = LogQuery()) -> int:
         container = self._container_of(service)
-        if previous:
+        if query.previous:
             # A container keeps one log across its restarts: earlier runs are in it too.
             print(f"berth: note: {self.engine.name} keeps one log across restarts; showing all "
                   "runs", file=sys.stderr)
-        args = ["logs", *(["-f"] if follow else []), container]
-        sys.stdout.flush()
-        return self.engine.call(*args)
+        return relay(self.engine.argv("logs", *(["-f"] if query.follow else []),
+                                      *query.engine_flags(), container))
 
     def attach(self, service: str) -> int:
         container = self._container_of(service)
@@ -386,8 +388,13 @@ def _status(name: str, container: dict[str, Any] | None,
     pid = int(info.get("Pid") or 0) or None
     uptime = _since(info.get("StartedAt")) if status == "running" else None
     if status == "running":
-        return InstanceStatus(name, "running", version, pid, uptime, restarts,
-                              extra={"container": container.get("Id", "")[:12]})
+        row = InstanceStatus(name, "running", version, pid, uptime, restarts,
+                             extra={"container": container.get("Id", "")[:12]})
+        # the image's health check asks the IOC runner (python -m berth.run.ready)
+        checked = str((info.get("Health") or {}).get("Status", ""))
+        row.health = CONTAINER_HEALTH.get(checked, "running (not probed)")
+        row.ready = checked in ("healthy", "")
+        return row
     if status == "restarting":
         return InstanceStatus(name, "backoff", version, None, None, restarts,
                               reason=f"exited with {info.get('ExitCode')}; restarting")

@@ -22,6 +22,7 @@ import yaml
 from berth.deploy import InstanceStatus, Release
 from berth.deploy.kube.argocd_repo import DeploymentRepo
 from berth.deploy.kube.k8s import K8sBackend
+from berth.deploy.logs import LogQuery
 from berth.errors import BerthError, Location, Problem
 from berth.tools import iso, run, run_json
 
@@ -204,8 +205,8 @@ class ArgoCDBackend:
     def restart(self, service: str) -> None:
         self._kubectl().restart(service)
 
-    def logs(self, service: str, follow: bool = False, previous: bool = False) -> int:
-        return self._kubectl().logs(service, follow, previous)
+    def logs(self, service: str, query: LogQuery = LogQuery()) -> int:
+        return self._kubectl().logs(service, query)
 
     def attach(self, service: str) -> int:
         return self._kubectl().attach(service)

@@ -18,6 +18,7 @@ from typing import Any
 from berth.deploy import InstanceStatus, Release
 from berth.deploy.kube.chart import CHART_NAME, chart_copy, service_values, values_file
 from berth.deploy.kube.checkout import checkout, commit_of
+from berth.deploy.logs import LogQuery, relay
 from berth.deploy.services import Service, ServicesRepo
 from berth.errors import BerthError
 from berth.tools import iso, parse_time, run, run_interactive, run_json
@@ -122,10 +123,10 @@ class K8sBackend:
     def delete(self, service: str) -> None:
         run(["helm", "uninstall", service, *self.ns])
 
-    def logs(self, service: str, follow: bool = False, previous: bool = False) -> int:
+    def logs(self, service: str, query: LogQuery = LogQuery()) -> int:
         argv = ["kubectl", "logs", self.pod(service), *self.ns, "-c", CONTAINER]
-        argv += ["--follow"] * follow + ["--previous"] * previous
-        return run_interactive(argv)
+        argv += ["--follow"] * query.follow + ["--previous"] * query.previous
+        return relay(argv + query.engine_flags())
 
     def _terminal(self) -> list[str]:
         return ["-i", "-t"] if sys.stdin.isatty() else ["-i"]
@@ -271,6 +272,8 @@ def _status(name: str, sts: dict[str, Any], pod: dict[str, Any] | None,
         started = parse_time(state["running"].get("startedAt"))
         row.uptime = round(now - started.timestamp(), 1) if started else None
         row.state = "running" if ioc.get("ready") else "starting"
+        row.ready = bool(ioc.get("ready"))
+        row.health = "ready" if row.ready else "starting"
         if not ioc.get("ready"):
             row.reason = row.reason or "not ready"
     elif "waiting" in state:

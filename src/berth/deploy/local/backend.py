@@ -43,10 +43,13 @@ from berth.deploy import (
 )
 from berth.deploy import releases as local_release
 from berth.deploy.local import supervisor as local_supervisor
+from berth.deploy.logs import LogQuery, select
+from berth.deploy.logs import write as write_log
 from berth.deploy.services import Service, ServicesRepo
 from berth.deploy.state import InstanceState, StateDir, default_state_dir
 from berth.errors import BerthError, Location, Problem
 from berth.fsutil import atomic_write
+from berth.run import ready
 from berth.run.ioc_map import how_to_run
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -267,7 +270,13 @@ class LocalBackend:
         reason = ""
         if state in ("crashed", "backoff"):
             reason = self._last_line(st.name) or info.get("spawnerr", "")
-        return InstanceStatus(st.name, state, version, pid, uptime, restarts, reason, extra)
+        row = InstanceStatus(st.name, state, version, pid, uptime, restarts, reason, extra)
+        if state == "running":
+            row.health = ready.health(self.state.instance_dir(st.name) / "runtime", pid)
+            row.ready = row.health in (ready.READY, ready.UNPROBED)
+            if row.health == ready.UNPROBED:
+                row.health = "running (not probed)"
+        return row
 
     def _last_line(self, name: str) -> str:
         log = self.state.instance_dir(name) / "output.log"
@@ -354,20 +363,19 @@ class LocalBackend:
             del instances[service]
             self._apply(instances)
 
-    def logs(self, service: str, follow: bool = False, previous: bool = False) -> int:
+    def logs(self, service: str, query: LogQuery = LogQuery()) -> int:
         self._known(self.state.load(), service)
         log = self.state.instance_dir(service) / "output.log"
         text = log.read_text(errors="replace") if log.exists() else ""
         runs = split_runs(text)
-        if previous:
+        if query.previous:
             if len(runs) < 2:
                 raise BerthError(Problem(f"instance '{service}' has no previous run",
                                          Location(log), entity=service))
-            sys.stdout.write(runs[-2])
+            write_log(select(runs[-2], query))
             return 0
-        sys.stdout.write(runs[-1] if runs else "")
-        sys.stdout.flush()
-        if follow:
+        write_log(select(runs[-1] if runs else "", query))
+        if query.follow:
             self._follow(log, len(text.encode()))
         return 0
 
@@ -383,8 +391,7 @@ class LocalBackend:
                         f.seek(offset)
                         data = f.read()
                     offset += len(data)
-                    sys.stdout.write(data.decode(errors="replace"))
-                    sys.stdout.flush()
+                    write_log(data.decode(errors="replace"))
                 time.sleep(0.2)
         except KeyboardInterrupt:
             return

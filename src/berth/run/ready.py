@@ -1,0 +1,261 @@
+"""Does the IOC answer? The runner's readiness probe and the status file it publishes.
+
+After `iocInit` the runner looks for one of the IOC's own PVs over Channel Access and
+pvAccess with a single UDP name search each, sent only to the IOC's own server addresses
+(EPICS_CAS_INTF_ADDR_LIST / EPICS_PVAS_INTF_ADDR_LIST, else the loopback broadcast address, which
+reaches every server bound to all interfaces of this host) and server ports. A search reply
+for that very name proves that the server runs and has the record. The result goes to a small
+JSON file (`status.json` in the runtime folder), replaced atomically, which `berth ps` reads.
+
+Standard library only: the runner imports this on every IOC start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import struct
+import time
+from pathlib import Path
+
+TYPE_CHECKING = False  # typing stays off the IOC start-up path
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+STATUS_FILE = "status.json"
+INIT_DONE = b"iocRun: All initialization complete"  # printed by EPICS base's iocInit
+LOOPBACK_BROADCAST = "127.255.255.255"
+CA_PORT, PVA_PORT = 5064, 5076
+CA_MINOR_VERSION = 13
+CA_SEARCH, CA_DONT_REPLY = 6, 5
+PVA_SEARCH, PVA_SEARCH_RESPONSE = 3, 4
+RECORD = re.compile(r'^\s*g?record\s*\(\s*[\w"]+\s*,\s*"?([^",)\s]+)"?\s*\)', re.MULTILINE)
+
+# phases, as `berth ps` shows them; UNPROBED: a start.sh, which no runner watches
+STARTING, READY, NOT_ANSWERING, UNPROBED = "starting", "ready", "not answering", "unprobed"
+
+
+def first_record(db: Path) -> str | None:
+    """The name of the first record of an expanded database file (None when there is none)."""
+    try:
+        text = db.read_text(errors="replace")
+    except OSError:
+        return None
+    for match in RECORD.finditer(text):
+        if "$(" not in match.group(1):
+            return match.group(1)
+    return None
+
+
+def _targets(env: dict[str, str], intf: str, port_vars: tuple[str, ...],
+             default_port: int) -> list[tuple[str, int]]:
+    port = default_port
+    for var in port_vars:
+        if env.get(var, "").strip().isdigit():
+            port = int(env[var])
+            break
+    addresses = [a.split(":")[0] for a in env.get(intf, "").split()
+                 if a.split(":")[0] not in ("", "0.0.0.0")]
+    return [(a, port) for a in (addresses or [LOOPBACK_BROADCAST])]
+
+
+def ca_targets(env: dict[str, str]) -> list[tuple[str, int]]:
+    return _targets(env, "EPICS_CAS_INTF_ADDR_LIST",
+                    ("EPICS_CAS_SERVER_PORT", "EPICS_CA_SERVER_PORT"), CA_PORT)
+
+
+def pva_targets(env: dict[str, str]) -> list[tuple[str, int]]:
+    return _targets(env, "EPICS_PVAS_INTF_ADDR_LIST",
+                    ("EPICS_PVAS_BROADCAST_PORT", "EPICS_PVA_BROADCAST_PORT"), PVA_PORT)
+
+
+def _udp() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+    sock.bind(("0.0.0.0", 0))
+    return sock
+
+
+def _await_reply(sock: socket.socket, timeout: float, found: Callable[[bytes], bool]) -> bool:
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            data = sock.recv(65536)
+        except (TimeoutError, OSError):
+            return False
+        if found(data):
+            return True
+    return False
+
+
+def ca_search(name: str, targets: list[tuple[str, int]], timeout: float = 0.5) -> bool:
+    """True when a CA server at `targets` answers a search for `name`."""
+    cid = os.getpid() & 0x7FFFFFFF
+    padded = name.encode() + b"\0"
+    padded += b"\0" * (-len(padded) % 8)
+    message = struct.pack(">HHHHII", 0, 0, 0, CA_MINOR_VERSION, 0, 0) + struct.pack(
+        ">HHHHII", CA_SEARCH, len(padded), CA_DONT_REPLY, CA_MINOR_VERSION, cid, cid) + padded
+
+    def found(data: bytes) -> bool:
+        offset = 0
+        while offset + 16 <= len(data):
+            command, size, _, _, _, p2 = struct.unpack_from(">HHHHII", data, offset)
+            if command == CA_SEARCH and p2 == cid:
+                return True
+            offset += 16 + size
+        return False
+
+    with _udp() as sock:
+        try:
+            for target in targets:
+                sock.sendto(message, target)
+        except OSError:
+            return False
+        return _await_reply(sock, timeout, found)
+
+
+def _pva_string(text: str) -> bytes:
+    raw = text.encode()
+    return bytes([len(raw)]) + raw  # names are < 254 bytes
+
+
+def pva_search(name: str, targets: list[tuple[str, int]], timeout: float = 0.5) -> bool:
+    """True when a pvAccess server at `targets` answers a search for `name`."""
+    sequence = search_id = os.getpid() & 0x7FFFFFFF
+
+    def found(data: bytes) -> bool:
+        if len(data) < 8 or data[0] != 0xCA or data[3] != PVA_SEARCH_RESPONSE:
+            return False
+        order = ">" if data[2] & 0x80 else "<"
+        body = data[8:]
+        try:
+            (seq,) = struct.unpack_from(order + "I", body, 12)
+            at = 12 + 4 + 16 + 2
+            at += 1 + body[at]  # protocol name
+            hit = body[at]
+            (count,) = struct.unpack_from(order + "H", body, at + 1)
+            ids = struct.unpack_from(order + f"{count}I", body, at + 3)
+        except (struct.error, IndexError):
+            return False
+        return seq == sequence and bool(hit) and search_id in ids
+
+    with _udp() as sock:
+        port = sock.getsockname()[1]
+        payload = (struct.pack("<I", sequence) + b"\0" * 4 + b"\0" * 16 + struct.pack("<H", port)
+                   + b"\x01" + _pva_string("tcp") + struct.pack("<HI", 1, search_id)
+                   + _pva_string(name))
+        message = struct.pack("<BBBBI", 0xCA, 2, 0, PVA_SEARCH, len(payload)) + payload
+        try:
+            for target in targets:
+                sock.sendto(message, target)
+        except OSError:
+            return False
+        return _await_reply(sock, timeout, found)
+
+
+def write_status(path: Path, status: dict[str, object]) -> None:
+    """Replace the status file atomically (readers never see half a file)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(status) + "\n")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only runtime folder must not stop the IOC
+
+
+def read_status(path: Path) -> dict[str, object] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def publish_unprobed(runtime_dir: Path) -> None:
+    write_status(runtime_dir / STATUS_FILE, {"pid": os.getpid(), "phase": UNPROBED,
+                                             "time": time.time()})
+
+
+def health(runtime_dir: Path, pid: int | None) -> str:
+    """What the runner of process `pid` last published: one of the phases. A file left by an
+    earlier process (another pid) says nothing about this one: it is still starting."""
+    status = read_status(runtime_dir / STATUS_FILE)
+    if pid is None or status is None or status.get("pid") != pid:
+        return STARTING
+    phase = status.get("phase")
+    return str(phase) if phase in (STARTING, READY, NOT_ANSWERING, UNPROBED) else STARTING
+
+
+class Prober:
+    """Runs in a thread of the runner once iocInit completed: probe, publish, repeat."""
+
+    FIRST_GRACE = 5.0  # seconds after iocInit before a silent IOC counts as not answering
+    RECHECK = 10.0  # seconds between probes once answered
+
+    def __init__(self, status_path: Path, pid: int, env: dict[str, str], pv: str | None) -> None:
+        self.path, self.pid, self.env, self.pv = status_path, pid, env, pv
+        self.wants_pva = env.get("PVXS_QSRV_ENABLE", "").upper() == "YES"
+        self.stopped = False
+
+    def publish(self, phase: str, **fields: object) -> None:
+        write_status(self.path, {"pid": self.pid, "phase": phase, "pv": self.pv,
+                                 "time": time.time(), **fields})
+
+    def probe(self) -> dict[str, bool]:
+        assert self.pv is not None
+        result = {"ca": ca_search(self.pv, ca_targets(self.env))}
+        if self.wants_pva:
+            result["pva"] = pva_search(self.pv, pva_targets(self.env))
+        return result
+
+    def run(self) -> None:
+        if self.pv is None:  # nothing to ask for: iocInit completing is all we know
+            self.publish(READY, ioc_init=True)
+            return
+        init_at = time.monotonic()
+        delay = 0.05
+        phase, last = STARTING, dict[str, bool]()
+        while not self.stopped:
+            answers = self.probe()
+            if all(answers.values()):
+                new_phase = READY
+            elif phase == READY or time.monotonic() - init_at > self.FIRST_GRACE:
+                new_phase = NOT_ANSWERING
+            else:
+                new_phase = STARTING
+            if new_phase != phase or answers != last:
+                self.publish(new_phase, ioc_init=True, **answers)
+            phase, last = new_phase, answers
+            delay = self.RECHECK if phase == READY else min(delay * 2, 2.0)
+            time.sleep(delay)
+
+
+def any_record_name(db_core: object) -> str | None:
+    """One record of the IOC running in this process (dbStaticLib through ctypes), or None."""
+    import ctypes
+
+    lib: ctypes.CDLL = db_core  # type: ignore[assignment]
+    lib.dbAllocEntry.restype = ctypes.c_void_p
+    lib.dbAllocEntry.argtypes = [ctypes.c_void_p]
+    for fn in ("dbFirstRecordType", "dbNextRecordType", "dbFirstRecord"):
+        getattr(lib, fn).argtypes = [ctypes.c_void_p]
+    lib.dbGetRecordName.restype = ctypes.c_char_p
+    lib.dbGetRecordName.argtypes = [ctypes.c_void_p]
+    lib.dbFreeEntry.argtypes = [ctypes.c_void_p]
+    pdbbase = ctypes.c_void_p.in_dll(lib, "pdbbase")
+    if not pdbbase.value:
+        return None
+    entry = lib.dbAllocEntry(pdbbase.value)
+    try:
+        status = lib.dbFirstRecordType(entry)
+        while status == 0:
+            if lib.dbFirstRecord(entry) == 0:
+                name = lib.dbGetRecordName(entry)
+                return name.decode() if name else None
+            status = lib.dbNextRecordType(entry)
+        return None
+    finally:
+        lib.dbFreeEntry(entry)
