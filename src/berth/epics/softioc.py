@@ -8,10 +8,12 @@ non-zero (measured on base 7.0.10). Running line by line instead of `iocsh(file)
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 from pathlib import Path
 
 from berth.epics import libs as epics
+from berth.epics.shellmark import IDLE_MARK
 
 IOCSH_ARG_PDBBASE = 3  # iocshArgType: Int, Double, String, Pdbbase, ...
 
@@ -89,8 +91,38 @@ class SoftIoc:
         return None
 
     def interactive(self) -> None:
-        """The `epics>` shell on stdin/stdout; returns on `exit` or end of input."""
-        self.libs.com.iocsh(None)
+        """The `epics>` shell on stdin/stdout; returns on `exit` or end of input.
+
+        On a terminal this is a readline shell (line editing, arrow-key history, as a Generic IOC
+        built with readline has; the PyPI EPICS has none) running each line through `iocshCmd`.
+        Before each prompt it writes IDLE_MARK with the number of lines read so far: the runner
+        strips it from the output and so knows when a piped command's output is complete."""
+        if not os.isatty(0):
+            self.libs.com.iocsh(None)
+            return
+        os.environ.setdefault("TERM", "vt100")  # readline needs a terminal type for its keys
+        import readline  # importing it gives input() line editing and history
+
+        # no terminal modes switched around each prompt: the log stays free of escape codes
+        readline.parse_and_bind("set enable-bracketed-paste off")
+        readline.parse_and_bind("set enable-meta-key off")
+
+        libc = ctypes.CDLL(None)
+        prompt = os.environ.get("IOCSH_PS1", "epics> ")
+        lines = 0
+        while True:
+            sys.stdout.flush()
+            libc.fflush(None)  # EPICS's own output (C stdio) first, then the mark
+            os.write(1, IDLE_MARK % lines)
+            try:
+                line = input(prompt)
+            except EOFError:
+                return
+            lines += 1
+            if line.strip() in ("exit", "quit") or line.strip().startswith("exit "):
+                return
+            if line.strip():
+                self.command(line)
 
     def exit(self, code: int) -> None:
         """Stop the IOC the EPICS way (runs its exit handlers), then the process."""

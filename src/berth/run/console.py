@@ -27,6 +27,11 @@ DETACH_KEY = b"\x1d"  # Ctrl-]
 TAKE_KEY = b"\x14"  # Ctrl-T
 CONTROL_RO = b"\0ro\n"
 CONTROL_TAKE = b"\0take\n"
+# After its piped input a client asks to be told when the shell has read it all and waits again
+# (`\0sync\n`); the answer is `\0done\n`, or `\0nosync\n` from a shell that cannot tell.
+CONTROL_SYNC = b"\0sync\n"
+REPLY_DONE = b"\0done\n"
+REPLY_NOSYNC = b"\0nosync\n"
 MAX_PENDING = 1 << 20  # a viewer this far behind is dropped rather than stall the IOC
 SUN_PATH_MAX = 107
 QUIET_AFTER_EOF = 1.0  # seconds of IOC silence after the end of piped input before detaching
@@ -107,6 +112,7 @@ class _Client:
         self.pending = bytearray()
         self.user = peer_user(sock)
         self.typed = bytearray()  # the keyboard holder's current line, for the log
+        self.sync_at: int | None = None  # tell it `done` once the shell has read this many lines
 
 
 class ConsoleServer:
@@ -129,6 +135,9 @@ class ConsoleServer:
         self._numbers = 0
         # called with (user, text) for every line typed into the IOC shell
         self.on_input_line: Callable[[str, str], None] | None = None
+        self.lines_sent = 0  # lines given to the IOC shell (by the owner)
+        self.lines_read = 0  # lines the shell said it has read
+        self.shell_reports = False  # berth's own shell says so; a Generic IOC's does not
 
     def close(self) -> None:
         for client in list(self.clients.values()):
@@ -198,12 +207,20 @@ class ConsoleServer:
         forward = bytearray()
         chunks = data.split(b"\0")
         forward += chunks[0]
+        sync = False
         for chunk in chunks[1:]:
             command, _, rest = chunk.partition(b"\n")
+            sync = sync or command.strip() == b"sync"
             self._control(client, command.strip())
             forward += rest
-        if not forward:
-            return b""
+        accepted = self._accept_keys(client, bytes(forward)) if forward else b""
+        if sync:  # the owner sends `accepted` to the shell right after this returns
+            lines = accepted.count(b"\r") + accepted.count(b"\n")
+            client.sync_at = self.lines_sent + lines
+            self._answer_sync(client)
+        return accepted
+
+    def _accept_keys(self, client: _Client, keys: bytes) -> bytes:
         if client.read_only:
             self._tell(client, "read-only viewer: input ignored")
             return b""
@@ -212,8 +229,25 @@ class ConsoleServer:
         if self.keyboard is not client:
             self._tell(client, f"viewer {self.keyboard.number} has the keyboard; Ctrl-T takes over")
             return b""
-        self._log_lines(client, bytes(forward))
-        return bytes(forward)
+        self._log_lines(client, keys)
+        return keys
+
+    def shell_idle(self, lines_read: int) -> None:
+        """The IOC shell waits for input, having read `lines_read` lines."""
+        self.lines_read = lines_read
+        for client in list(self.clients.values()):
+            self._answer_sync(client)
+
+    def _answer_sync(self, client: _Client) -> None:
+        if client.sync_at is None:
+            return
+        if not self.shell_reports:
+            self._queue(client, REPLY_NOSYNC)
+        elif self.lines_read >= client.sync_at:
+            self._queue(client, REPLY_DONE)
+        else:
+            return
+        client.sync_at = None
 
     def _log_lines(self, client: _Client, keys: bytes) -> None:
         client.typed += keys
@@ -241,6 +275,26 @@ class ConsoleServer:
             self.keyboard = None
         with contextlib.suppress(OSError):
             client.sock.close()
+
+
+class _Replies:
+    """Takes the console's replies (`\\0done\\n`, `\\0nosync\\n`) out of the output stream, also
+    when one arrives cut in two."""
+
+    def __init__(self) -> None:
+        self.held = b""
+
+    def take(self, data: bytes) -> tuple[bytes, bytes | None]:
+        data, self.held = self.held + data, b""
+        found = None
+        for reply in (REPLY_DONE, REPLY_NOSYNC):
+            if reply in data:
+                found = reply
+                data = data.replace(reply, b"")
+        start = data.rfind(b"\0", max(0, len(data) - len(REPLY_NOSYNC)))
+        if start >= 0 and any(r.startswith(data[start:]) for r in (REPLY_DONE, REPLY_NOSYNC)):
+            data, self.held = data[:start], data[start:]
+        return data, found
 
 
 def attach(socket_path: Path, read_only: bool = False) -> int:
@@ -271,7 +325,8 @@ def attach(socket_path: Path, read_only: bool = False) -> int:
     try:
         if is_tty:
             tty.setraw(stdin)
-        quiet_exit = False
+        quiet_exit = False  # the shell cannot say when it is done: leave after a quiet while
+        replies = _Replies()
         while True:
             ready = selector.select(QUIET_AFTER_EOF if quiet_exit else None)
             if not ready:
@@ -281,8 +336,13 @@ def attach(socket_path: Path, read_only: bool = False) -> int:
                     data = sock.recv(65536)
                     if not data:
                         return 0
+                    data, reply = replies.take(data)
                     out.write(data)
                     out.flush()
+                    if reply == REPLY_DONE:
+                        return 0
+                    if reply == REPLY_NOSYNC:
+                        quiet_exit = True
                 elif stdin_open:
                     data = os.read(stdin, 4096)
                     if not data or DETACH_KEY in data:
@@ -293,9 +353,11 @@ def attach(socket_path: Path, read_only: bool = False) -> int:
                             return 0
                         selector.unregister(stdin)
                         stdin_open = False
+                        if read_only:
+                            continue  # viewers keep watching
                         # Scripted input (`echo dbl | berth attach`): show the answer, then
-                        # leave once the IOC has been quiet for a moment. Viewers keep watching.
-                        quiet_exit = not read_only
+                        # leave as soon as the shell has read every line and waits again.
+                        sock.sendall(CONTROL_SYNC)
                         continue
                     if TAKE_KEY in data and not read_only:
                         sock.sendall(CONTROL_TAKE)

@@ -215,6 +215,8 @@ class Supervisor:
         self.init_done = False
         self.started_fd_open = False
         self.prober: Any = None
+        self.held = b""  # output that may be the start of a shell mark cut in two
+        self.selector_clients: dict[int, int] = {}  # console client fd → events registered
         self.selector = selectors.DefaultSelector()
         self.exit_status: int | None = None
         self.kill_at: float | None = None
@@ -264,16 +266,23 @@ class Supervisor:
         return _exit_code(self.exit_status)
 
     def _sync_clients(self) -> None:
+        # Keyed by socket object, not fd: a client that left frees its fd, and the next one may
+        # get the same number (epoll forgot the closed one; the selector's map did not).
         registered = {k.fd: k for k in self.selector.get_map().values() if k.data == "client"}
-        for fd in set(registered) - set(self.console.clients):
-            self.selector.unregister(fd)
+        for fd, key in registered.items():
+            client = self.console.clients.get(fd)
+            if client is None or key.fileobj is not client.sock:
+                self.selector.unregister(key.fileobj)
+                del self.selector_clients[fd]
         want_write = set(self.console.wants_write())
-        for fd in self.console.clients:
+        for fd, client in self.console.clients.items():
             events = selectors.EVENT_READ | (selectors.EVENT_WRITE if fd in want_write else 0)
-            if fd not in registered:
-                self.selector.register(fd, events, "client")
-            elif registered[fd].events != events:
-                self.selector.modify(fd, events, "client")
+            if fd not in self.selector_clients:
+                self.selector.register(client.sock, events, "client")
+                self.selector_clients[fd] = events
+            elif self.selector_clients[fd] != events:
+                self.selector.modify(client.sock, events, "client")
+                self.selector_clients[fd] = events
 
     def _handle(self, key: selectors.SelectorKey, events: int) -> None:
         if key.data == "pty":
@@ -291,7 +300,7 @@ class Supervisor:
             with contextlib.suppress(OSError):
                 data = os.read(0, 4096)
             if data:
-                _write_all(self.master, data)
+                self._to_ioc(data)
             else:
                 self.selector.unregister(0)
         elif key.data == "client":
@@ -300,7 +309,7 @@ class Supervisor:
             if events & selectors.EVENT_READ:
                 data = self.console.readable(key.fd)
                 if data:
-                    _write_all(self.master, data)
+                    self._to_ioc(data)
 
     def _builder_done(self, fd: int) -> None:
         """The runtime folder is built (go), or its builder failed (stop with its code)."""
@@ -339,9 +348,20 @@ class Supervisor:
         self._output(data)
         return True
 
+    def _to_ioc(self, data: bytes) -> None:
+        """Keys for the IOC shell; each CR or LF ends one line it will read."""
+        _write_all(self.master, data)
+        self.console.lines_sent += data.count(b"\r") + data.count(b"\n")
+
     def _output(self, data: bytes) -> None:
-        self.log.write(data)
-        self.console.broadcast(data)
+        from berth.epics.shellmark import take_marks
+
+        data, idle, self.held = take_marks(self.held + data)
+        if data:
+            self.log.write(data)
+            self.console.broadcast(data)
+        for lines_read in idle:
+            self.console.shell_idle(lines_read)
         if self.prober is None:
             self._look_for_init(data)
 
@@ -481,6 +501,7 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(child, 0)
         raise
+    console.shell_reports = not opts.get("exec")  # the embedded shell marks its prompts
     supervisor = Supervisor(child, master_fd, console, builder, go_w)  # type: ignore[arg-type]
     supervisor.watch_started(pv_r)
     return supervisor.run()
