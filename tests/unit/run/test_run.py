@@ -413,12 +413,29 @@ def test_a_generic_ioc_binary_is_exec_d_with_the_st_cmd_on_a_terminal(tmp_path: 
 def test_the_real_p47_synoptic_st_cmd_folder_runs(corpus: Path, tmp_path: Path, iocs: list[Ioc]):
     import shutil
 
+    from berth.run.console import connect
+
     config = tmp_path / "bl47p-synoptic" / "config"
     shutil.copytree(corpus / "services/p47-services/services/bl47p-synoptic/config", config)
+    # the corpus ioc.db is techui-builder's placeholder with no records yet: add the kind of
+    # status record it generates, so there is a PV to read through the real st.cmd's load
+    prefix = unique_prefix()
+    with open(config / "ioc.db", "a") as db:
+        db.write(f'record(stringin, "{prefix}SYNOPTIC:STATUS") {{\n  field(VAL, "ok")\n}}\n')
     ioc = start(iocs, config, tmp_path / "work")
     ioc.wait_ready()
-    assert "epicsEnvSet EPICS_TZ GMT0BST" in ioc.stdout
     assert f"dbLoadRecords {config}/ioc.db" in ioc.stdout
+    assert ca_read(f"{prefix}SYNOPTIC:STATUS") == b"ok"
+    ctx = pva_context()
+    try:
+        assert pva_read(ctx, f"{prefix}SYNOPTIC:STATUS") == "ok"
+    finally:
+        ctx.close()
+    client = connect(ioc.socket, timeout=10)  # the st.cmd's epicsEnvSet took effect
+    shown = console_reader(client)
+    client.sendall(b"epicsEnvShow EPICS_TZ\n")
+    wait_until(lambda: b"EPICS_TZ=GMT0BST" in shown, what="EPICS_TZ in the IOC's environment")
+    client.close()
     assert ioc.stop() == 0
 
 
