@@ -112,11 +112,23 @@ def test_schema_accepts_sample(ibek, name):
     assert errors == []
 
 
-@pytest.mark.parametrize("name", ["bad_counter", "bad_default", "DLS8515"])
+# error sample -> (the path of the value the schema rejects, the start of its one message)
+SCHEMA_REJECTS = {
+    "bad_counter": (["entities", 1, "type"], "'epics.InterruptVectorVME2' is not one of ["),
+    "bad_default": (["entities", 0], "'port' is a required property"),
+    "DLS8515": (["entities", 2],
+                "Additional properties are not allowed ('interrupt_vector' was unexpected)"),
+}
+
+
+@pytest.mark.parametrize("name", list(SCHEMA_REJECTS))
 def test_schema_rejects_sample(ibek, name):
     validator = jsonschema.Draft202012Validator(
         ioc_schema(support_files(ibek, ERROR_SAMPLES[name][0])))
-    assert list(validator.iter_errors(load_yaml(ibek / "iocs" / f"{name}.ibek.ioc.yaml")))
+    path, message = SCHEMA_REJECTS[name]
+    [error] = validator.iter_errors(load_yaml(ibek / "iocs" / f"{name}.ibek.ioc.yaml"))
+    assert list(error.absolute_path) == path
+    assert error.message.startswith(message), error.message
 
 
 def test_support_files_validate_against_support_schema(corpus, ibek):
