@@ -7,7 +7,10 @@ one per line, and exits with code 2 and no traceback.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
+
+TYPE_CHECKING = False  # (pathlib is needed for annotations only)
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @dataclass(frozen=True)

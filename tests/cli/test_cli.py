@@ -1,5 +1,7 @@
 import re
 
+import pytest
+
 from conftest import run_berth
 
 # Every verb a user reaches from `berth --help` (hidden `supervise` excepted).
@@ -34,3 +36,39 @@ def test_unknown_command_is_a_usage_error():
     assert result.returncode == 2
     assert "No such command 'no-such-command'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _fast_path_tables() -> dict[str, dict[str, tuple[str, str, str]]]:
+    from berth.cli.ioc import GENERATE_OPTIONS, SCHEMA_OPTIONS
+    from berth.run.launch import RUN_OPTIONS
+
+    return {"generate": GENERATE_OPTIONS, "schema": SCHEMA_OPTIONS, "run": RUN_OPTIONS}
+
+
+# verb -> (its usage line, options its help must show besides those of the fast-path tables)
+VERB_HELP = {
+    "generate": ("Usage: berth generate [OPTIONS] CONFIG", []),
+    "schema": ("Usage: berth schema [OPTIONS]", []),
+    "run": ("Usage: berth run [OPTIONS] CONFIG_DIR", []),
+    "deploy": ("Usage: berth deploy [OPTIONS] NAME [VERSION]",
+               ["-r, --repo", "-b, --backend", "-t, --target", "--json", "--force", "--dry-run"]),
+    "ps": ("Usage: berth ps [OPTIONS]", ["-b, --backend", "-t, --target", "--json", "--all"]),
+    "logs": ("Usage: berth logs [OPTIONS]", ["-f, --follow", "--previous", "-b, --backend"]),
+    "up": ("Usage: berth up [OPTIONS]", ["--all", "--latest", "-y, --yes", "--dry-run"]),
+}
+
+
+@pytest.mark.parametrize("verb", sorted(VERB_HELP))
+def test_verb_help_shows_its_usage_and_every_option(verb: str) -> None:
+    usage, options = VERB_HELP[verb]
+    options = options + sorted(_fast_path_tables().get(verb, {}))
+    result = run_berth(verb, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(usage), result.stdout
+    # the option column: "  -o, --output PATH  Folder for ..." -> {"-o", "--output"}
+    columns = [line.split("  ")[1] for line in result.stdout.splitlines()
+               if line.startswith("  -")]
+    shown = {word for column in columns for word in re.findall(r"(?<![\w-])-[-\w]+", column)}
+    for option in options:
+        for spelling in option.split(", "):
+            assert spelling in shown, f"{spelling} missing from `berth {verb} --help`"

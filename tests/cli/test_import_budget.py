@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -13,23 +12,28 @@ from pathlib import Path
 
 DEMO = Path(__file__).parents[1] / "data" / "generate" / "demo.ibek.support.yaml"
 NEVER = ("typer", "click", "pydantic", "jinja2", "rich")
+# standard-library modules generation has no use for, each a few ms (or a chain of them)
+NEVER_STDLIB = ("subprocess", "argparse", "json", "shutil", "tempfile", "logging",
+                "importlib.metadata", "email", "socket", "threading", "asyncio", "difflib",
+                "hashlib", "textwrap", "pickle", "datetime", "decimal", "locale", "signal")
 
 
-def modules_after(code: str, tmp_path: Path) -> set[str]:
+def modules_after(code: str, tmp_path: Path, *, full: bool = False) -> set[str]:
     """Run `code` in a fresh interpreter (with a cache folder of this test's own); the
-    top-level packages it left in sys.modules."""
-    report = tmp_path / "modules.json"
+    top-level packages it left in sys.modules (every module's dotted name when `full`)."""
+    report = tmp_path / "modules.txt"
     script = code + textwrap.dedent(f"""
-        import json, sys
-        with open({str(report)!r}, "w") as f:
-            json.dump(sorted(sys.modules), f)
+        import sys
+        with open({str(report)!r}, "w") as f:  # (not json: that would be in the list)
+            f.write("\\n".join(sorted(sys.modules)))
         """)
     env = dict(os.environ, BERTH_CACHE_DIR=str(tmp_path / "cache"))
     env.pop("BERTH_NO_CACHE", None)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             timeout=60, env=env)
     assert result.returncode == 0, result.stderr
-    return {name.split(".")[0] for name in json.loads(report.read_text())}
+    names = report.read_text().splitlines()
+    return set(names) if full else {name.split(".")[0] for name in names}
 
 
 def generate_code(ioc: Path, out: Path) -> str:
@@ -62,6 +66,28 @@ def test_generate_imports_no_cli_framework_and_no_jinja_for_plain_templates(tmp_
     warm = modules_after(code, tmp_path)  # the same files again: all from the support cache
     assert 'portConfigure("p2", "h:2"' in (out / "st.cmd").read_text()
     assert not warm & {*NEVER, "yaml"}, sorted(warm & {*NEVER, "yaml"})
+
+
+def test_generate_from_the_cache_imports_no_stdlib_it_does_not_need(tmp_path: Path) -> None:
+    ioc = tmp_path / "ioc.yaml"
+    ioc.write_text('ioc_name: budget\nentities:\n  - {type: demo.Port, name: p1, host: "h:1"}\n')
+    out = tmp_path / "out"
+    code = generate_code(ioc, out)
+    modules_after(code, tmp_path)  # fills the support cache
+    (out / "st.cmd").unlink()
+    warm = modules_after(code, tmp_path, full=True)
+    assert 'portConfigure("p1", "h:1"' in (out / "st.cmd").read_text()
+    assert not warm & set(NEVER_STDLIB), sorted(warm & set(NEVER_STDLIB))
+
+
+def test_generate_cli_layer_imports_no_typing(tmp_path: Path) -> None:
+    # the command line, its argument reader, the errors and the paths: what generate loads
+    # before berth.ioc; typing (and pathlib-only annotations) stay behind TYPE_CHECKING there
+    loaded = modules_after(textwrap.dedent("""
+        import berth.cli.main, berth.cli.ioc, berth.run.argv, berth.errors, berth.paths
+        """), tmp_path, full=True)
+    assert "berth.cli.ioc" in loaded
+    assert not loaded & {"typing", *NEVER}, sorted(loaded & {"typing", *NEVER})
 
 
 def test_generate_imports_jinja_when_a_template_needs_it(tmp_path: Path) -> None:

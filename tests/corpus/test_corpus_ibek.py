@@ -112,11 +112,23 @@ def test_schema_accepts_sample(ibek, name):
     assert errors == []
 
 
-@pytest.mark.parametrize("name", ["bad_counter", "bad_default", "DLS8515"])
+# error sample -> (the path of the value the schema rejects, the start of its one message)
+SCHEMA_REJECTS = {
+    "bad_counter": (["entities", 1, "type"], "'epics.InterruptVectorVME2' is not one of ["),
+    "bad_default": (["entities", 0], "'port' is a required property"),
+    "DLS8515": (["entities", 2],
+                "Additional properties are not allowed ('interrupt_vector' was unexpected)"),
+}
+
+
+@pytest.mark.parametrize("name", list(SCHEMA_REJECTS))
 def test_schema_rejects_sample(ibek, name):
     validator = jsonschema.Draft202012Validator(
         ioc_schema(support_files(ibek, ERROR_SAMPLES[name][0])))
-    assert list(validator.iter_errors(load_yaml(ibek / "iocs" / f"{name}.ibek.ioc.yaml")))
+    path, message = SCHEMA_REJECTS[name]
+    [error] = validator.iter_errors(load_yaml(ibek / "iocs" / f"{name}.ibek.ioc.yaml"))
+    assert list(error.absolute_path) == path
+    assert error.message.startswith(message), error.message
 
 
 def test_support_files_validate_against_support_schema(corpus, ibek):
@@ -152,14 +164,38 @@ def p47_options(corpus: Path) -> GenerateOptions:
     return GenerateOptions(ioc_name="TEST_IOC", pvi_defs=folders)
 
 
+P47_IBEK = Path(__file__).parents[1] / "data" / "p47"  # what ibek 4.6.2 writes (its README)
+
+
+def p47_config(corpus: Path, service: str) -> Path:
+    return corpus / "services" / "p47-services" / "services" / service / "config"
+
+
 @pytest.mark.parametrize("service", ["bl47p-ea-dcam-01", "bl47p-ea-dcam-02", "bl47p-mo-ioc-01"])
-def test_p47_instances_generate(corpus, p47_options, service):
-    config = corpus / "services" / "p47-services" / "services" / service / "config"
-    out = generate(find_instance_files(config), ibek_support(corpus, "_ansible"), p47_options)
-    assert "iocInit" in out.st_cmd
-    assert out.ioc_subst.count('file "') > 3
-    # the dcam instances name a site PVI file that the corpus does not have: a warning only
-    assert all(w.severity == "warning" for w in out.warnings)
+def test_p47_instances_generate_what_ibek_does(corpus, p47_options, service):
+    options = GenerateOptions(ioc_name="TEST_IOC",
+                              pvi_defs=[P47_IBEK / "site-pvi", *p47_options.pvi_defs])
+    out = generate(find_instance_files(p47_config(corpus, service)),
+                   ibek_support(corpus, "_ansible"), options)
+    expected = P47_IBEK / service
+    assert out.st_cmd.strip() == (expected / "st.cmd").read_text().strip()
+    assert out.ioc_subst.strip() == (expected / "ioc.subst").read_text().strip()
+    wait = expected / "wait_list.yaml"
+    assert (out.wait_list or "").strip() == (wait.read_text().strip() if wait.exists() else "")
+    assert out.warnings == []
+
+
+def test_p47_missing_site_pvi_file_is_a_warning_that_leaves_its_row_out(corpus, p47_options):
+    out = generate(find_instance_files(p47_config(corpus, "bl47p-ea-dcam-01")),
+                   ibek_support(corpus, "_ansible"), p47_options)
+    [warning] = out.warnings
+    assert warning.severity == "warning"
+    assert "entity 5 (ADAravis.aravisSettings)" in str(warning)
+    assert "PVI device file 'ADAravis-BL47P-EA-DET-01.pvi.device.yaml' not found" in str(warning)
+    assert "ADAravis-BL47P-EA-DET-01.pvi.template" not in out.ioc_subst
+    with_site = (P47_IBEK / "bl47p-ea-dcam-01" / "ioc.subst").read_text()
+    assert "ADAravis-BL47P-EA-DET-01.pvi.template" in with_site
+    assert out.st_cmd.strip() == (P47_IBEK / "bl47p-ea-dcam-01" / "st.cmd").read_text().strip()
 
 
 def test_p47_instance_with_missing_modules_fails_with_one_error(corpus, p47_options):

@@ -11,12 +11,12 @@ functions.
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
-
-if TYPE_CHECKING:
-    import typer
 
 from berth import paths
+
+TYPE_CHECKING = False  # (typing is not imported on the generate path)
+if TYPE_CHECKING:
+    import typer
 
 DEFAULT_IOC_DIR = paths.IOC_DIR
 DEFAULT_RUNTIME_DIR = paths.RUNTIME_DIR
@@ -110,6 +110,8 @@ def fast(argv: list[str]) -> int | None:
 
 
 def register(app: "typer.Typer") -> None:
+    from typing import Annotated
+
     import typer
 
     @app.command("generate")

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -33,7 +34,6 @@ def _helm() -> str | None:
 
 HELM = _helm()
 pytestmark = pytest.mark.skipif(HELM is None, reason="no helm binary: run scripts/install-helm")
-kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
 
 def _example_iocs() -> list[str]:

@@ -29,6 +29,7 @@ from containers import (  # noqa: F401 - fixtures too
     engine_fixture,
     git,
     inspect,
+    last_lines,
     loopback_epics_fixture,
     pva_get,
     remove_containers,
@@ -39,12 +40,6 @@ from containers import (  # noqa: F401 - fixtures too
 
 # the first test also waits for the session's image build (debootstrap: 1-3 minutes)
 pytestmark = pytest.mark.timeout(900)
-
-# Messages of `berth run` parts that are not finished in this checkout; with them the IOCs
-# of the example cannot start, which is not the compose backend's doing.
-RUNTIME_UNFINISHED = ("is not available in this installation", "ImportError",
-                      "ModuleNotFoundError")
-
 
 def berth(state: Path, *args: str | Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     return run_berth(*args, env=berth_env(state), timeout=timeout)
@@ -242,24 +237,20 @@ def test_missing_image_is_a_clear_error(tmp_path: Path, engine: Engine,
     assert inspect(engine, name) == {}
 
 
-def _skip_if_runtime_unfinished(engine: Engine, names: list[str]) -> None:
-    """The example's IOCs are generated from ioc.yaml by `berth run`; when that part of berth
-    is not finished here, say so precisely instead of failing on the compose backend."""
+def _container_logs(engine: Engine, names: list[str]) -> str:
+    """The end of each container's log, for a failure message."""
+    parts = []
     for name in names:
         logs = subprocess.run(engine.argv("logs", name), capture_output=True, text=True)
-        text = logs.stdout + logs.stderr
-        for marker in RUNTIME_UNFINISHED:
-            if marker in text:
-                line = next(li for li in text.splitlines() if marker in li)
-                pytest.skip(f"`berth run` cannot start {name} in the image yet: {line.strip()}")
+        parts.append(f"--- {name}:\n{last_lines(logs.stdout + logs.stderr, 10)}")
+    return "\n".join(parts)
 
 
-def _wait_or_skip(engine: Engine, names: list[str], check: object, what: str) -> None:
+def _wait_showing_logs(engine: Engine, names: list[str], check: object, what: str) -> None:
     try:
         wait_until(check, timeout=30, what=what)  # type: ignore[arg-type]
-    except AssertionError:
-        _skip_if_runtime_unfinished(engine, names)
-        raise
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{_container_logs(engine, names)}") from None
 
 
 def test_example_beamline_up_serves_ca_and_pva(tmp_path: Path, softioc_image: str,
@@ -274,7 +265,7 @@ def test_example_beamline_up_serves_ca_and_pva(tmp_path: Path, softioc_image: st
     names = sorted(rows)
     assert len(names) == 6 and all(r["state"] in ("running", "starting") for r in rows.values())
     sum_ioc = f"{prefix}-BL01B-EA-SUM-01"
-    _wait_or_skip(engine, names, lambda: ca_get(f"{sum_ioc}:A") == pytest.approx(2.54),
+    _wait_showing_logs(engine, names, lambda: ca_get(f"{sum_ioc}:A") == pytest.approx(2.54),
                   "CA from the example beamline")
     print(f"up to first CA answer: {time.monotonic() - started:.1f} s")
     assert wait_until(lambda: pva_get(f"{sum_ioc}:SUM") == pytest.approx(5.15), what="PVA sum")
@@ -335,7 +326,7 @@ def test_compose_layout_copy_serves_pvs(tmp_path: Path, softioc_image: str, engi
     assert "BEAMLINE=bl01b" in info["Config"]["Env"]  # from the extended base service
     mounts = {m["Destination"]: m for m in info["Mounts"]}
     assert mounts["/epics/ioc/config"]["RW"] is False
-    _wait_or_skip(engine, names, lambda: ca_get(f"{prefix}-BL01B-EA-SUM-01:A") ==
+    _wait_showing_logs(engine, names, lambda: ca_get(f"{prefix}-BL01B-EA-SUM-01:A") ==
                   pytest.approx(2.54), "CA from the compose layout")
     assert wait_until(lambda: pva_get(f"{prefix}-BL01B-EA-SUM-01:B") == pytest.approx(2.61),
                       what="PVA from the compose layout")

@@ -4,7 +4,6 @@ order: read-only checks first, then the ones that kill, stop and redeploy)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -23,11 +22,6 @@ import pytest
 from conftest import REPO_ROOT, run_berth
 
 EXAMPLE = REPO_ROOT / "examples" / "bl01b"
-HAVE_RUNTIME = all(importlib.util.find_spec(m) is not None
-                   for m in ("berth.ioc.generate", "berth.epics.substitutions", "berth.cli.run"))
-pytestmark = pytest.mark.skipif(
-    not HAVE_RUNTIME, reason="`berth run` of instance YAML needs berth.ioc.generate and "
-    "berth.epics.substitutions, not built yet")
 
 DEADLINE = 30.0
 LOOPBACK = {

@@ -27,6 +27,13 @@ def errors_of(validator: jsonschema.Draft202012Validator, text: str) -> list[str
     return [e.message for e in validator.iter_errors(loads_yaml(text))]
 
 
+def located_errors(validator: jsonschema.Draft202012Validator, text: str
+                   ) -> list[tuple[list[str | int], str]]:
+    """Each schema error as (the path of the offending value, the message)."""
+    return sorted(((list(e.absolute_path), e.message) for e in validator.iter_errors(
+        loads_yaml(text))), key=str)
+
+
 GOOD = """
 ioc_name: demo
 description: everything the demo support offers
@@ -83,13 +90,15 @@ def test_good_instance_is_accepted(validator):
 ])
 def test_bad_entities_are_rejected(validator, entity, message):
     text = f"ioc_name: x\ndescription: y\nentities:\n  - {entity}\n"
-    messages = errors_of(validator, text)
-    assert messages, entity
-    assert any(message in m for m in messages), messages
+    errors = located_errors(validator, text)
+    assert errors, entity
+    # the message, on the entity that has the mistake
+    assert any(path[:2] == ["entities", 0] and message in m for path, m in errors), errors
 
 
 def test_unknown_top_level_key_is_rejected(validator):
-    assert errors_of(validator, "ioc_name: x\ndescription: y\nentities: []\nextra: 1\n")
+    assert located_errors(validator, "ioc_name: x\ndescription: y\nentities: []\nextra: 1\n") \
+        == [([], "Additional properties are not allowed ('extra' was unexpected)")]
 
 
 def test_support_schema_accepts_demo_and_rejects_typos():
@@ -100,7 +109,14 @@ def test_support_schema_accepts_demo_and_rejects_typos():
     bad = loads_yaml("module: m\nentity_models:\n  - name: A\n    description: a\n"
                      "    parameters:\n      x: {type: integer, description: x}\n"
                      "    pre_init: [{value: a, wen: first}]\n")
-    assert len(list(validator.iter_errors(bad))) >= 2
+    assert sorted(((list(e.absolute_path), e.message) for e in validator.iter_errors(bad)),
+                  key=str) == [
+        (["entity_models", 0, "parameters", "x", "type"],
+         "'integer' is not one of ['str', 'int', 'float', 'bool', 'enum', 'object', 'id', "
+         "'dict', 'list']"),
+        (["entity_models", 0, "pre_init", 0],
+         "Additional properties are not allowed ('wen' was unexpected)"),
+    ]
 
 
 def test_cli_schema_writes_files(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 from test_run import Ioc, console_reader, iocs, start, stcmd_folder, unique_prefix, wait_until
@@ -40,10 +40,15 @@ def test_read_only_attach_watches_but_never_types(tmp_path: Path, iocs: list[Ioc
     ioc = start(iocs, stcmd_folder(tmp_path / "demo", prefix), tmp_path / "work")
     ioc.wait_ready()
     watcher = attach_process(ioc.socket, "ro", None)
-    assert watcher.stdin is not None
+    assert watcher.stdin is not None and watcher.stdout is not None
+    watched: list[str] = []
+    reader = threading.Thread(target=lambda: watched.extend(watcher.stdout or ()), daemon=True)
+    reader.start()
     watcher.stdin.write(f'dbpf "{prefix}NAME" "typed by a viewer"\n')
     watcher.stdin.flush()
-    time.sleep(1.0)
+    watcher.stdin.close()  # the line and then end of input: a viewer keeps watching
+    wait_until(lambda: any("attached to IOC" in line for line in watched),
+               what="the viewer's attach")
     # A read-only viewer never holds the keyboard: a second client can type at once.
     typist = connect(ioc.socket, timeout=10)
     typed = console_reader(typist)
@@ -52,9 +57,9 @@ def test_read_only_attach_watches_but_never_types(tmp_path: Path, iocs: list[Ioc
     assert b"has the keyboard" not in typed
     typist.close()
     assert ioc.stop() == 0
-    out, _ = watcher.communicate(timeout=30)
-    assert watcher.returncode == 0, "the viewer leaves when the IOC stops"
-    assert f'dbgf "{prefix}NAME"' in out, "the viewer saw the other client's command"
+    assert watcher.wait(30) == 0, "the viewer leaves when the IOC stops"
+    reader.join(10)
+    assert f'dbgf "{prefix}NAME"' in "".join(watched), "the viewer saw the other client's command"
 
 
 def test_exit_typed_in_the_console_stops_the_ioc_cleanly(tmp_path: Path, iocs: list[Ioc]):

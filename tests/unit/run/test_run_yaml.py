@@ -4,7 +4,6 @@ and st.cmd + ioc.subst folders; plus the errors of those steps."""
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 from pathlib import Path
 
@@ -26,11 +25,6 @@ from conftest import run_berth
 
 __all__ = ["iocs", "loopback_epics"]  # fixtures: IOCs, and loopback-only EPICS
 
-HAVE_GENERATE = importlib.util.find_spec("berth.ioc.generate") is not None
-HAVE_MSI = importlib.util.find_spec("berth.epics.substitutions") is not None
-needs_msi = pytest.mark.skipif(not HAVE_MSI, reason="berth.epics.substitutions is not built yet")
-needs_generate = pytest.mark.skipif(not (HAVE_GENERATE and HAVE_MSI),
-                                    reason="berth.ioc.generate / msi are not built yet")
 
 RECORDS_DB = (
     'record(ao, "$(P)SETPOINT") {\n  field(VAL, "$(START)")\n}\n'
@@ -68,7 +62,6 @@ def yaml_folder(folder: Path, prefix: str, extra_entities: str = "") -> Path:
     return config
 
 
-@needs_generate
 def test_instance_yaml_serves_ca_and_pva(tmp_path: Path, iocs: list[Ioc]):
     prefix = unique_prefix()
     config = yaml_folder(tmp_path / "svc", prefix)
@@ -95,7 +88,6 @@ def test_instance_yaml_serves_ca_and_pva(tmp_path: Path, iocs: list[Ioc]):
     assert ioc.stop() == 0
 
 
-@needs_generate
 def test_a_missing_template_stops_the_ioc(tmp_path: Path, iocs: list[Ioc]):
     config = yaml_folder(tmp_path / "svc", unique_prefix(),
                          "  - type: berth.Template\n    file: no_such.db\n")
@@ -105,7 +97,6 @@ def test_a_missing_template_stops_the_ioc(tmp_path: Path, iocs: list[Ioc]):
     assert "Traceback" not in ioc.stderr
 
 
-@needs_generate
 def test_an_unreachable_device_is_a_clear_error(tmp_path: Path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -119,7 +110,6 @@ def test_an_unreachable_device_is_a_clear_error(tmp_path: Path):
     assert "Traceback" not in result.stderr
 
 
-@needs_generate
 def test_no_wait_skips_the_wait_list(tmp_path: Path, iocs: list[Ioc]):
     prefix = unique_prefix()
     config = yaml_folder(tmp_path / "svc", prefix,
@@ -142,7 +132,6 @@ def subst_folder(folder: Path, prefix: str, subst: str, db: str = RECORDS_DB) ->
     return config
 
 
-@needs_msi
 def test_stcmd_with_ioc_subst_is_expanded_into_ioc_db(tmp_path: Path, iocs: list[Ioc]):
     prefix = unique_prefix()
     config = subst_folder(tmp_path / "svc", prefix,
@@ -155,7 +144,6 @@ def test_stcmd_with_ioc_subst_is_expanded_into_ioc_db(tmp_path: Path, iocs: list
     assert ioc.stop() == 0
 
 
-@needs_msi
 def test_a_malformed_substitution_file_is_a_clear_error(tmp_path: Path):
     config = subst_folder(tmp_path / "svc", unique_prefix(),
                           'file "records.db" {\n  pattern { P, START }\n  { "X:", "3" \n')
@@ -166,7 +154,6 @@ def test_a_malformed_substitution_file_is_a_clear_error(tmp_path: Path):
     assert not (tmp_path / "rt" / "ioc.db").exists(), "nothing half-written"
 
 
-@needs_msi
 def test_an_undefined_macro_in_strict_mode_is_a_clear_error(tmp_path: Path):
     config = subst_folder(tmp_path / "svc", unique_prefix(),
                           'file "records.db" {\n  pattern { P }\n  { "X:" }\n}\n')
@@ -178,7 +165,6 @@ def test_an_undefined_macro_in_strict_mode_is_a_clear_error(tmp_path: Path):
     assert not (tmp_path / "rt" / "ioc.db").exists(), "nothing half-written"
 
 
-@needs_msi
 def test_a_missing_template_in_the_substitutions_is_a_clear_error(tmp_path: Path):
     config = subst_folder(tmp_path / "svc", unique_prefix(),
                           'file "no_such.template" {\n  pattern { P }\n  { "X:" }\n}\n')
@@ -189,7 +175,6 @@ def test_a_missing_template_in_the_substitutions_is_a_clear_error(tmp_path: Path
     assert "Traceback" not in result.stderr
 
 
-@needs_generate
 def test_sigterm_while_waiting_for_a_device_stops_at_once(tmp_path: Path, iocs: list[Ioc]):
     import signal
     import time
