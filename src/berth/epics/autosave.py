@@ -286,13 +286,12 @@ class Autosave:
         ioc.libs.com.iocshRegister(ctypes.byref(definition), callback)
 
     def add_request_path(self, path: object, sub: object) -> None:
-        folder = Path(_local(str(path or ""))) / str(sub or "")
-        self.request_path.append(folder)
+        self.request_path.append(Path(_local(os.path.join(str(path or ""), str(sub or "")))))
 
     def set_save_path(self, path: object, sub: object) -> None:
-        given = str(path or "")
-        folder = Path(_local(given)) / str(sub or "")
-        if _local(given) != given:
+        given = os.path.join(str(path or ""), str(sub or ""))
+        folder = Path(_local(given))
+        if str(folder) != given:
             log(f"{given} is the container's data folder; saving into {folder} here")
         self.save_path = folder
 
