@@ -40,7 +40,8 @@ DBF_STRING, DBF_FLOAT, DBF_DOUBLE, DBF_ENUM, DBF_MENU = 0, 9, 10, 11, 12
 DBF_INT64, DBF_UINT64, DBF_INLINK, DBF_FWDLINK, DBF_NOACCESS = 7, 8, 14, 16, 17
 MAX_STRING_SIZE = 40
 
-ARG_INT, ARG_STRING = 0, 2  # iocshArgType
+ARG_INT, ARG_STRING = 0, 2
+STATUS_FAIL, STATUS_WARN, STATUS_OK = 1, 2, 4  # SR_status / SR_rebootStatus states  # iocshArgType
 CONTAINER_SAVE_PATH = "/autosave"  # where the ioc-instance chart mounts the data volume
 CONTAINER_RUNTIME = "/epics/runtime"
 # ibek's generate-autosave writes these request files from the databases' info tags
@@ -79,7 +80,8 @@ class Database:
                 ("dbGetRecordName", [vp], cp), ("dbFindInfo", [vp, cp], lg),
                 ("dbGetInfoString", [vp], cp), ("dbNameToAddr", [cp, vp], lg),
                 ("dbGetField", [vp, ctypes.c_short, vp, vp, vp, vp], lg),
-                ("dbPut", [vp, ctypes.c_short, vp, lg], lg)):
+                ("dbPut", [vp, ctypes.c_short, vp, lg], lg),
+                ("dbPutField", [vp, ctypes.c_short, vp, lg], lg)):
             fn = getattr(db, name)
             fn.argtypes, fn.restype = args, res
         self.get_field = db.dbGetField
@@ -105,7 +107,16 @@ class Database:
         for i, item in enumerate(items):
             data = item.encode()[:MAX_STRING_SIZE - 1]
             ctypes.memmove(ctypes.addressof(buf) + i * MAX_STRING_SIZE, data, len(data))
-        return self.db.dbPut(ctypes.byref(addr), DBF_STRING, buf, len(items)) == 0
+        return int(self.db.dbPut(ctypes.byref(addr), DBF_STRING, buf, len(items))) == 0
+
+    def put_field(self, pv: str, value: str) -> None:
+        """A value into a running record (processed, so clients see it); quietly nothing
+        when the PV does not exist."""
+        addr = self.address(pv)
+        if addr is not None:
+            buf = ctypes.create_string_buffer(value.encode()[:MAX_STRING_SIZE - 1],
+                                              MAX_STRING_SIZE)
+            self.db.dbPutField(ctypes.byref(addr), DBF_STRING, buf, 1)
 
     def info_fields(self, info_name: str) -> list[str]:
         """`rec.FIELD` for each field an `info(<info_name>, "F1 F2")` tag names, in load order."""
@@ -158,7 +169,7 @@ class Field:
             return None
         n = min(self.n.value, self.count)
         if self.dbr == DBF_STRING:
-            raw = self.buf.raw  # type: ignore[union-attr]
+            raw = bytes(self.buf)
             items = [raw[i * MAX_STRING_SIZE:(i + 1) * MAX_STRING_SIZE].split(b"\0", 1)[0]
                      .decode(errors="replace") for i in range(n)]
         else:
@@ -183,6 +194,7 @@ class SaveSet:
         self.trigger_field: Field | None = None
         self.trigger_last: savefile.Value | None = None
         self.last_sequence = 0.0
+        self.failed: str | None = None  # why the last write failed
 
     def values(self, get: Callable[..., int]) -> list[savefile.Value | None]:
         return [f.read(get) for f in self.fields]
@@ -204,6 +216,8 @@ class Autosave:
         self.dated_backups = True
         self.debug = 0
         self.status_prefix = ""
+        self.reboot_status, self.reboot_message = STATUS_OK, "Ok"
+        self.heartbeat = 0
         self.running = False
         self.lock = threading.Lock()
         self.wake = threading.Event()
@@ -221,7 +235,7 @@ class Autosave:
                       lambda a: self.set_save_path(a[0], a[1]))
         for n in (0, 1):
             self._command(ioc, f"set_pass{n}_restoreFile", [("file", s), ("macros", s)],
-                          lambda a, n=n: self.restores[n].append((a[0], a[1])))
+                          self._restore_file(n))
         self._command(ioc, "create_monitor_set", [("file", s), ("period", i), ("macros", s)],
                       lambda a: self.create("monitor", a[0], a[1], a[2]))
         self._command(ioc, "create_periodic_set", [("file", s), ("period", i), ("macros", s)],
@@ -245,7 +259,7 @@ class Autosave:
             "save_restoreSet_Debug": lambda v: setattr(self, "debug", v),
         }
         for name, setter in settings.items():
-            self._command(ioc, name, [("value", i)], lambda a, f=setter: f(int(a[0] or 0)))
+            self._command(ioc, name, [("value", i)], _int_setter(setter))
         # accepted for compatibility; they tune things this implementation does not have
         for name in ("save_restoreSet_IncompleteSetsOk", "save_restoreSet_RetrySeconds",
                      "save_restoreSet_CAReconnect", "save_restoreSet_CallbackTimeout",
@@ -253,6 +267,11 @@ class Autosave:
             self._command(ioc, name, [("value", i)], lambda a: None)
         self._command(ioc, "save_restoreSet_status_prefix", [("prefix", s)],
                       lambda a: setattr(self, "status_prefix", a[0] or ""))
+
+    def _restore_file(self, number: int) -> Callable[[list[str | int | None]], None]:
+        def add(args: list[str | int | None]) -> None:
+            self.restores[number].append((str(args[0] or ""), str(args[1] or "")))
+        return add
 
     def _command(self, ioc: SoftIoc, name: str, args: list[tuple[str, int]],
                  action: Callable[[list[str | int | None]], object]) -> None:
@@ -325,6 +344,8 @@ class Autosave:
             chosen, notes = savefile.choose(sav)
             for note in notes:
                 log(note)
+            if notes:
+                self._reboot(STATUS_WARN if chosen is not None else STATUS_FAIL, notes[-1])
             if chosen is None:
                 if not notes:
                     log(f"pass {number}: no save file {sav} yet; nothing restored")
@@ -339,9 +360,25 @@ class Autosave:
             if macros:
                 entries = _expand_entries(entries, macros)
             done, failed = (self._pass0 if number == 0 else self._pass1)(entries)
+            if failed:
+                self._reboot(STATUS_WARN, f"{len(failed)} PV(s) not restored from {sav.name}")
             log(f"pass {number}: restored {done} value(s) from {chosen.path}"
                 + (f"; {len(failed)} not restored: {', '.join(failed[:5])}"
                    + (" ..." if len(failed) > 5 else "") if failed else ""))
+
+    def _reboot(self, status: int, message: str) -> None:
+        if status < self.reboot_status:
+            self.reboot_status, self.reboot_message = status, message
+
+    def _status(self, ok: bool, message: str) -> None:
+        """The status PVs (save_restoreStatus.db) under the prefix, when one was given."""
+        p = self.status_prefix
+        if not p:
+            return
+        self.heartbeat += 1
+        self.db.put_field(f"{p}SR_heartbeat", str(self.heartbeat))
+        self.db.put_field(f"{p}SR_status", str(STATUS_OK if ok else STATUS_FAIL))
+        self.db.put_field(f"{p}SR_statusStr", message)
 
     def _pass0(self, entries: list[tuple[str, savefile.Value]]) -> tuple[int, list[str]]:
         entry, done, failed = self.db.entry(), 0, []
@@ -431,6 +468,12 @@ class Autosave:
         for save_set in sets:
             self._connect(save_set)
         self.running = True
+        if self.status_prefix:
+            p = self.status_prefix
+            self.db.put_field(f"{p}SR_rebootStatus", str(self.reboot_status))
+            self.db.put_field(f"{p}SR_rebootStatusStr", self.reboot_message)
+            self.db.put_field(f"{p}SR_rebootTime", time.strftime("%y%m%d-%H%M%S"))
+            self._status(True, "Ok")
         self.thread = threading.Thread(target=self._loop, name="save_restore", daemon=True)
         self.thread.start()
 
@@ -443,14 +486,20 @@ class Autosave:
             self.wake.wait(max(0.0, min(due) - now) if due else None)
             self.wake.clear()
             now = time.monotonic()
+            ok, ran = True, False
             for save_set in sets:
                 if save_set.kind == "manual" or now < save_set.next_due:
                     continue
                 save_set.next_due = now + save_set.period
+                ran = True
                 try:
                     self.check(save_set)
+                    ok = ok and save_set.failed is None
                 except Exception as err:  # keep saving the other sets
+                    ok = False
                     log(f"{save_set.req}: save failed: {err!r}")
+            if ran:
+                self._status(ok, "Ok" if ok else "Write failed")
 
     def check(self, save_set: SaveSet, force: bool = False) -> bool:
         """Save the set if its rule says so now; True when it wrote."""
@@ -479,8 +528,13 @@ class Autosave:
                 save_set.last_sequence = now
                 savefile.write_sequence(sav, text, self.num_seq_files)
         except OSError as err:
-            log(f"cannot write {sav}: {err.strerror}")
+            if save_set.failed != err.strerror:  # one line per new reason, not per period
+                log(f"cannot write {sav}: {err.strerror}")
+            save_set.failed = err.strerror
             return False
+        if save_set.failed is not None:
+            log(f"{sav} written again")
+        save_set.failed = None
         save_set.last = values
         if self.debug:
             log(f"wrote {sav} ({len(rows)} PV(s))")
@@ -527,6 +581,10 @@ class Autosave:
         import sys
 
         sys.stdout.flush()
+
+
+def _int_setter(setter: Callable[[int], None]) -> Callable[[list[str | int | None]], None]:
+    return lambda args: setter(int(args[0] or 0))
 
 
 def _local(path: str) -> str:
