@@ -11,7 +11,7 @@ The format, as autosave's documentation (docs/autoSaveRestore.md, "About save fi
     <END>
 
 A value is the rest of its line; array elements are double-quoted with backslash escapes. A file
-that does not end with `<END>` plus at most two characters was cut short and must not be used.
+that does not end with `<END>` plus one or two characters was cut short and must not be used.
 Beside `x.sav` autosave keeps `x.savB` (the same contents, written as a pair), `x.sav0..N-1`
 (sequence copies) and, at each boot, `x.sav_YYMMDD-HHMMSS` (dated) or `x.sav.bu`.
 """
@@ -141,10 +141,10 @@ def _split_array(text: str) -> tuple[list[str], bool]:
 
 
 def is_complete(data: str) -> bool:
-    """Ends with `<END>` and at most two more characters (\\n or \\r\\n)."""
+    """Ends with `<END>` and one or two more characters (\\n or \\r\\n), as autosave checks."""
     tail = data[-(len(END) + 2):]
     at = tail.rfind(END)
-    return at >= 0 and len(tail) - at - len(END) <= 2
+    return at >= 0 and 1 <= len(tail) - at - len(END) <= 2
 
 
 def parse(path: Path, data: str) -> SaveFile:
