@@ -84,7 +84,10 @@ class Database:
                 ("dbPutField", [vp, ctypes.c_short, vp, lg], lg)):
             fn = getattr(db, name)
             fn.argtypes, fn.restype = args, res
-        self.get_field = db.dbGetField
+        # The save loop's call, without argtypes: ctypes converting each argument costs more
+        # than the call itself, 10,000 times per save (`short` goes as an int in a register).
+        self.get_field = db["dbGetField"]
+        self.get_field.restype = lg
 
     def entry(self) -> int:
         return int(self.db.dbAllocEntry(self.pdbbase.value))
@@ -140,7 +143,7 @@ class Database:
 class Field:
     """One saved PV: its address and the buffer `dbGetField` fills."""
 
-    __slots__ = ("pv", "addr", "dbr", "count", "buf", "n", "fmt", "array")
+    __slots__ = ("pv", "addr", "dbr", "count", "buf", "n", "fmt", "array", "addr_ref", "n_ref")
 
     def __init__(self, pv: str, addr: _DbAddr) -> None:
         self.pv, self.addr = pv, addr
@@ -162,11 +165,16 @@ class Field:
             self.dbr, self.fmt = DBF_STRING, ""
             self.buf = ctypes.create_string_buffer(MAX_STRING_SIZE * self.count)
         self.n = ctypes.c_long(self.count)
+        self.addr_ref, self.n_ref = ctypes.byref(addr), ctypes.byref(self.n)
 
     def read(self, get: Callable[..., int]) -> savefile.Value | None:
         self.n.value = self.count
-        if get(ctypes.byref(self.addr), self.dbr, self.buf, None, ctypes.byref(self.n), None):
+        if get(self.addr_ref, self.dbr, self.buf, None, self.n_ref, None):
             return None
+        if not self.array:
+            if self.dbr == DBF_STRING:
+                return str(self.buf.value.decode(errors="replace"))
+            return self.fmt % self.buf[0]
         n = min(self.n.value, self.count)
         if self.dbr == DBF_STRING:
             raw = bytes(self.buf)
@@ -175,9 +183,7 @@ class Field:
         else:
             fmt = self.fmt
             items = [fmt % v for v in self.buf[:n]]
-        if self.array:
-            return items
-        return items[0] if items else ""
+        return items
 
 
 class SaveSet:
@@ -310,7 +316,7 @@ class Autosave:
     def set_save_path(self, path: object, sub: object) -> None:
         given = os.path.join(str(path or ""), str(sub or ""))
         folder = Path(_local(given))
-        if str(folder) != given:
+        if _local(given) != given:
             log(f"{given} is the container's data folder; saving into {folder} here")
         self.save_path = folder
 

@@ -18,6 +18,7 @@ Beside `x.sav` autosave keeps `x.savB` (the same contents, written as a pair), `
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -77,8 +78,11 @@ def unescape(text: str) -> str:
     return "".join(out)
 
 
+_NEEDS_ESCAPE = re.compile(r"[\x00-\x1f\x7f\\\"']")
+
+
 def _needs_escape(text: str) -> bool:
-    return any(ch in _ESCAPES or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text)
+    return _NEEDS_ESCAPE.search(text) is not None
 
 
 def render(values: list[tuple[str, Value | None]], when: float | None = None) -> str:
