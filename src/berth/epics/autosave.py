@@ -447,6 +447,11 @@ class Autosave:
         return listed.pvs
 
     def _connect(self, save_set: SaveSet) -> None:
+        # before this set's first save, so no write of ours is under way
+        removed = savefile.remove_stale_temporaries(self._sav_path(save_set.sav_name))
+        if removed:
+            log(f"removed {removed} temporary file(s) an interrupted save of "
+                f"{save_set.sav_name} left")
         fields, missing = [], []
         for pv in self._pvs(save_set):
             addr = self.db.address(pv.rstrip("$"))

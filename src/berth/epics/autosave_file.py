@@ -216,6 +216,23 @@ def write(sav: Path, text: str) -> None:
     atomic_write(sav, text)
 
 
+def remove_stale_temporaries(sav: Path) -> int:
+    """Delete the temporary files (fsutil's `.<name>.<random>.tmp`) a killed save of `sav`,
+    its backup or its sequence copies left; only call it while nothing is saving them."""
+    removed = 0
+    for tmp in sav.parent.glob(f".{glob_escape(sav.name)}*.tmp"):
+        try:
+            tmp.unlink()
+            removed += 1
+        except OSError:
+            pass
+    return removed
+
+
+def glob_escape(text: str) -> str:
+    return "".join(f"[{ch}]" if ch in "*?[" else ch for ch in text)
+
+
 def write_sequence(sav: Path, text: str, count: int) -> None:
     """Rotate `.sav0..count-1`: the oldest is replaced by `text`."""
     if count <= 0:

@@ -158,6 +158,8 @@ def test_a_hand_written_sav_restores_and_request_files_drive_the_save(
         f'set_requestfile_path("{reqs}", "")\nset_savefile_path("{data}")\n'
         "set_pass0_restoreFile mine.sav\nset_pass1_restoreFile mine.sav\n",
         f'create_monitor_set("mine.req", 1, "P={prefix}")\n')
+    stale = data / ".mine.sav.0123456789ab.tmp"  # what a save killed mid-write leaves
+    stale.write_text("half")
     ioc = start(iocs, config, tmp_path / "run")
     assert ca_read(f"{prefix}SP") == 7.25
     assert ca_read(f"{prefix}SP.DESC") == b"by hand"
@@ -170,6 +172,7 @@ def test_a_hand_written_sav_restores_and_request_files_drive_the_save(
     assert set(saved(data / "mine.sav")) == {f"{prefix}SP.VAL", f"{prefix}SP.DESC",
                                              f"{prefix}WAVE"}
     assert saved(data / "mine.sav")[f"{prefix}WAVE"] == ["4", "5", "6"]
+    assert not stale.exists()
 
 
 def test_a_truncated_sav_restores_from_the_backup_with_a_log_line(
