@@ -311,10 +311,10 @@ class Autosave:
         ioc.libs.com.iocshRegister(ctypes.byref(definition), callback)
 
     def add_request_path(self, path: object, sub: object) -> None:
-        self.request_path.append(Path(_local(os.path.join(str(path or ""), str(sub or "")))))
+        self.request_path.append(Path(_local(_join(path, sub))))
 
     def set_save_path(self, path: object, sub: object) -> None:
-        given = os.path.join(str(path or ""), str(sub or ""))
+        given = _join(path, sub)
         folder = Path(_local(given))
         if _local(given) != given:
             log(f"{given} is the container's data folder; saving into {folder} here")
@@ -596,6 +596,11 @@ class Autosave:
 
 def _int_setter(setter: Callable[[int], None]) -> Callable[[list[str | int | None]], None]:
     return lambda args: setter(int(args[0] or 0))
+
+
+def _join(path: object, sub: object) -> str:
+    """autosave's (path, subpath) pair as one folder."""
+    return os.path.join(str(path or ""), str(sub)) if sub else str(path or "")
 
 
 def _local(path: str) -> str:

@@ -95,8 +95,8 @@ def render(values: list[tuple[str, Value | None]], when: float | None = None) ->
         if value is None:
             lines.append(f"#{pv} Search Issued")
         elif isinstance(value, list):
-            items = " ".join(f'"{escape(v)}"' for v in value)
-            lines.append(f"{pv} {ARRAY_MARK} {{ {items} }}")
+            items = "".join(f'"{escape(v)}" ' for v in value)
+            lines.append(f"{pv} {ARRAY_MARK} {{ {items}}}")
         else:
             # Only text that would not survive a line of its own is escaped (the reader
             # unescapes the same way), so ordinary values read exactly as autosave's do.

@@ -49,7 +49,7 @@ def strict_parse(text: str) -> dict[str, str | list[str]]:
 def test_a_written_file_parses_with_the_strict_reader_and_reads_back_the_same():
     rows: list[tuple[str, sav.Value | None]] = [
         ("X:ao.VAL", "4.1234567890123"), ("X:ao.DESC", "a description with spaces"),
-        ("X:ao.EGU", ""), ("X:wave", ["1", "2.5", "-3"]), ("X:names", ['say "hi"', "a b", ""]),
+        ("X:ao.EGU", ""), ("X:wave", ["1", "2.5", "-3"]), ("X:empty", []), ("X:names", ['say "hi"', "a b", ""]),
         ("X:gone.VAL", None),
     ]
     text = sav.render(rows)
@@ -57,6 +57,7 @@ def test_a_written_file_parses_with_the_strict_reader_and_reads_back_the_same():
     assert strict["X:ao.VAL"] == "4.1234567890123"
     assert strict["X:ao.DESC"] == "a description with spaces"
     assert strict["X:wave"] == ["1", "2.5", "-3"]
+    assert strict["X:empty"] == []
     assert strict["X:names"] == ['say "hi"', "a b", ""]
     assert "X:gone.VAL" not in strict and "#X:gone.VAL Search Issued" in text
     assert "! 1 channel(s) not connected" in text

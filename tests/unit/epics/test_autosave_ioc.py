@@ -257,3 +257,39 @@ def _children_of(pid: int) -> list[int]:
             if int(fields[1]) == pid:
                 found.append(int(entry.name))
     return found
+
+
+def test_the_local_backend_keeps_setpoints_across_berth_restart(tmp_path: Path):
+    """`berth up` → write → `berth restart` → the value is back: AUTOSAVE_DIR is the instance's
+    data folder under the state folder."""
+    from conftest import REPO_ROOT, run_berth
+
+    from berth.deploy.local import backend as local
+
+    prefix = unique_prefix()
+    repo = tmp_path / "repo"
+    (repo / "services").mkdir(parents=True)
+    (repo / "services" / "values.yaml").write_text(
+        (REPO_ROOT / "examples" / "bl01b" / "services" / "values.yaml").read_text())
+    name = "as-test-01"
+    yaml_config(repo / "services" / name, prefix)
+    (repo / "services" / name / "values.yaml").write_text(
+        "ioc-instance:\n  image: ghcr.io/berth/softioc:0.1.0\n")
+    state = tmp_path / "state"
+    env = {"BERTH_STATE_DIR": str(state), "BERTH_REPO": str(repo)}
+
+    def ok(*args: str) -> str:
+        result = run_berth(*args, env=env)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+        return result.stdout
+
+    try:
+        ok("up")
+        ca_write(f"{prefix}NAME", "kept by berth")  # ca_write's own timeout bounds the start
+        settings = state / "instances" / name / "data" / "autosave_settings.sav"
+        wait_until(lambda: saved(settings).get(f"{prefix}NAME.VAL") == "kept by berth",
+                   timeout=30, what="the save into the instance's data folder")
+        ok("restart", name)
+        assert ca_read(f"{prefix}NAME") == b"kept by berth"
+    finally:
+        local.shutdown(state)
