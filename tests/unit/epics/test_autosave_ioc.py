@@ -262,9 +262,8 @@ def _children_of(pid: int) -> list[int]:
 def test_the_local_backend_keeps_setpoints_across_berth_restart(tmp_path: Path):
     """`berth up` → write → `berth restart` → the value is back: AUTOSAVE_DIR is the instance's
     data folder under the state folder."""
-    from conftest import REPO_ROOT, run_berth
-
     from berth.deploy.local import backend as local
+    from conftest import REPO_ROOT, run_berth
 
     prefix = unique_prefix()
     repo = tmp_path / "repo"
