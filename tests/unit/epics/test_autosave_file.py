@@ -49,7 +49,8 @@ def strict_parse(text: str) -> dict[str, str | list[str]]:
 def test_a_written_file_parses_with_the_strict_reader_and_reads_back_the_same():
     rows: list[tuple[str, sav.Value | None]] = [
         ("X:ao.VAL", "4.1234567890123"), ("X:ao.DESC", "a description with spaces"),
-        ("X:ao.EGU", ""), ("X:wave", ["1", "2.5", "-3"]), ("X:empty", []), ("X:names", ['say "hi"', "a b", ""]),
+        ("X:ao.EGU", ""), ("X:wave", ["1", "2.5", "-3"]), ("X:empty", []),
+        ("X:names", ['say "hi"', "a b", ""]),
         ("X:gone.VAL", None),
     ]
     text = sav.render(rows)
