@@ -39,6 +39,7 @@ HOOK_AFTER_IOC_RUNNING = 16
 DBF_STRING, DBF_FLOAT, DBF_DOUBLE, DBF_ENUM, DBF_MENU = 0, 9, 10, 11, 12
 DBF_INT64, DBF_UINT64, DBF_INLINK, DBF_FWDLINK, DBF_NOACCESS = 7, 8, 14, 16, 17
 MAX_STRING_SIZE = 40
+SPC_SCAN = 3  # special.h: a scan-related field
 
 ARG_INT, ARG_STRING = 0, 2
 STATUS_FAIL, STATUS_WARN, STATUS_OK = 1, 2, 4  # SR_status / SR_rebootStatus states  # iocshArgType
@@ -402,18 +403,31 @@ class Autosave:
         return done, failed
 
     def _pass1(self, entries: list[tuple[str, savefile.Value]]) -> tuple[int, list[str]]:
-        done, failed = 0, []
-        for pv, value in entries:
-            addr = self.db.address(pv.rstrip("$"))
-            if addr is None:
-                failed.append(f"{pv} (no such record or field)")
-                continue
-            if DBF_INLINK <= addr.field_type <= DBF_FWDLINK:
-                continue  # links are restored in pass 0, before the records use them
-            if self.db.put(addr, value):
-                done += 1
-            else:
-                failed.append(f"{pv} (the value is refused)")
+        done, failed, entry = 0, [], self.db.entry()
+        try:
+            for pv, value in entries:
+                addr = self.db.address(pv.rstrip("$"))
+                if addr is None:
+                    failed.append(f"{pv} (no such record or field)")
+                    continue
+                if Field(pv, addr).read(self.db.get_field) == value:
+                    done += 1  # pass 0 (or the database) already gave it this value
+                    continue
+                if DBF_INLINK <= addr.field_type <= DBF_FWDLINK:
+                    failed.append(f"{pv} (a link: restored in pass 0 only)")
+                    continue
+                if addr.special == SPC_SCAN and not isinstance(value, list):
+                    # the scan lists are built after this pass (scanInit) from the field
+                    # itself; a dbPut would ask them to move the record first
+                    ok = self.db.put_static(entry, pv.rstrip("$"), value) is None
+                else:
+                    ok = self.db.put(addr, value)
+                if ok:
+                    done += 1
+                else:
+                    failed.append(f"{pv} (the value is refused)")
+        finally:
+            self.db.db.dbFreeEntry(entry)
         return done, failed
 
     # ---- save sets ----------------------------------------------------------------------

@@ -292,3 +292,41 @@ def test_the_local_backend_keeps_setpoints_across_berth_restart(tmp_path: Path):
         assert ca_read(f"{prefix}NAME") == b"kept by berth"
     finally:
         local.shutdown(state)
+
+
+@pytest.mark.parametrize("passes", ["0 and 1", "1 only"])
+def test_menus_enums_links_and_scan_restore_as_numbers_or_text(
+        tmp_path: Path, iocs: list[Ioc], data: Path, passes: str):
+    prefix = unique_prefix()
+    config = tmp_path / "svc" / "config"
+    config.mkdir(parents=True)
+    (config / "kinds.db").write_text(
+        'record(ao, "$(P)A") {\n}\n'
+        'record(bo, "$(P)B") {\n  field(ZNAM, "off")\n  field(ONAM, "on")\n}\n'
+        'record(mbbo, "$(P)C") {\n  field(ZRST, "zero")\n  field(ONST, "one")\n'
+        '  field(TWST, "two")\n}\n'
+        'record(longout, "$(P)L") {\n}\n')
+    (data / "kinds.sav").write_text(
+        "# save/restore V5.11\tAutomatically generated - DO NOT MODIFY - 240101-120000\n"
+        f"{prefix}A.SCAN 6\n{prefix}A.HHSV 2\n{prefix}A.HIHI 12.5\n"
+        f"{prefix}A.OUT {prefix}L.VAL NPP NMS\n{prefix}B.VAL 1\n{prefix}C.VAL 2\n"
+        f"{prefix}L.VAL -7\n<END>\n")
+    pre = "set_pass1_restoreFile kinds.sav\n"
+    if passes == "0 and 1":
+        pre = "set_pass0_restoreFile kinds.sav\n" + pre
+    (config / "st.cmd").write_text(
+        'cd "/epics/ioc"\ndbLoadDatabase dbd/ioc.dbd\nioc_registerRecordDeviceDriver pdbbase\n'
+        f'dbLoadRecords /epics/ioc/config/kinds.db "P={prefix}"\n{pre}iocInit\n')
+    ioc = start(iocs, config, tmp_path / "run")
+    assert ca_read(f"{prefix}A.SCAN") == b"1 second"
+    assert ca_read(f"{prefix}A.HHSV") == b"MAJOR"
+    assert ca_read(f"{prefix}A.HIHI") == 12.5
+    assert ca_read(f"{prefix}B") == b"on"
+    assert ca_read(f"{prefix}C") == b"two"
+    assert ca_read(f"{prefix}L") == -7
+    ioc.wait_ready()
+    assert "illegal SCAN" not in ioc.stdout
+    if passes == "0 and 1":
+        assert ca_read(f"{prefix}A.OUT") == f"{prefix}L.VAL NPP NMS".encode()
+    else:
+        assert f"{prefix}A.OUT (a link: restored in pass 0 only)" in ioc.stdout
