@@ -36,7 +36,7 @@ HOOK_AFTER_INIT_DATABASE = 7  # autosave pass 1
 HOOK_AFTER_IOC_RUNNING = 16
 
 # DBF_ / DBR_ codes (dbFldTypes.h)
-DBF_STRING, DBF_FLOAT, DBF_DOUBLE, DBF_ENUM, DBF_MENU = 0, 9, 10, 11, 12
+DBF_STRING, DBF_CHAR, DBF_FLOAT, DBF_DOUBLE, DBF_ENUM, DBF_MENU = 0, 1, 9, 10, 11, 12
 DBF_INT64, DBF_UINT64, DBF_INLINK, DBF_FWDLINK, DBF_NOACCESS = 7, 8, 14, 16, 17
 MAX_STRING_SIZE = 40
 SPC_SCAN = 3  # special.h: a scan-related field
@@ -106,6 +106,10 @@ class Database:
         return addr if self.db.dbNameToAddr(pv.encode(), ctypes.byref(addr)) == 0 else None
 
     def put(self, addr: _DbAddr, value: savefile.Value) -> bool:
+        if addr.field_type == DBF_CHAR and isinstance(value, str):  # a long string (FIELD$)
+            data = value.encode()[:max(0, addr.no_elements - 1)] + b"\0"
+            text = ctypes.create_string_buffer(data, len(data))
+            return int(self.db.dbPut(ctypes.byref(addr), DBF_CHAR, text, len(data))) == 0
         items = value if isinstance(value, list) else [value]
         buf = ctypes.create_string_buffer(MAX_STRING_SIZE * max(1, len(items)))
         for i, item in enumerate(items):
@@ -151,7 +155,11 @@ class Field:
         kind = addr.field_type
         self.count = max(1, int(addr.no_elements))
         self.array = self.count > 1
-        if kind in (DBF_DOUBLE, DBF_INT64, DBF_UINT64):
+        if pv.endswith("$") and kind == DBF_CHAR:
+            # `FIELD$`: a long string, which dbNameToAddr gives as a char array; saved as text
+            self.dbr, self.fmt, self.array = DBF_CHAR, "", False
+            self.buf = ctypes.create_string_buffer(self.count)
+        elif kind in (DBF_DOUBLE, DBF_INT64, DBF_UINT64):
             self.dbr, self.fmt = DBF_DOUBLE, "%.14g"
             self.buf: ctypes.Array[ctypes.c_char] | ctypes.Array[ctypes.c_double] | \
                 ctypes.Array[ctypes.c_float] | ctypes.Array[ctypes.c_ushort] = \
@@ -173,7 +181,7 @@ class Field:
         if get(self.addr_ref, self.dbr, self.buf, None, self.n_ref, None):
             return None
         if not self.array:
-            if self.dbr == DBF_STRING:
+            if self.dbr in (DBF_STRING, DBF_CHAR):
                 return str(self.buf.value.decode(errors="replace"))
             return self.fmt % self.buf[0]
         n = min(self.n.value, self.count)
@@ -406,7 +414,7 @@ class Autosave:
         done, failed, entry = 0, [], self.db.entry()
         try:
             for pv, value in entries:
-                addr = self.db.address(pv.rstrip("$"))
+                addr = self.db.address(pv)
                 if addr is None:
                     failed.append(f"{pv} (no such record or field)")
                     continue
@@ -468,7 +476,7 @@ class Autosave:
                 f"{save_set.sav_name} left")
         fields, missing = [], []
         for pv in self._pvs(save_set):
-            addr = self.db.address(pv.rstrip("$"))
+            addr = self.db.address(pv)
             if addr is None or addr.field_type == DBF_NOACCESS:
                 missing.append(pv)
             else:

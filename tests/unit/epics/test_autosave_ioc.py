@@ -330,3 +330,28 @@ def test_menus_enums_links_and_scan_restore_as_numbers_or_text(
         assert ca_read(f"{prefix}A.OUT") == f"{prefix}L.VAL NPP NMS".encode()
     else:
         assert f"{prefix}A.OUT (a link: restored in pass 0 only)" in ioc.stdout
+
+
+def test_long_strings_named_with_a_dollar_are_kept_whole(tmp_path: Path, iocs: list[Ioc],
+                                                         data: Path):
+    prefix = unique_prefix()
+    expression = "+".join(["1"] * 50)  # 99 characters: more than a DBR_STRING holds
+    config = tmp_path / "svc" / "config"
+    config.mkdir(parents=True)
+    (config / "calc.db").write_text(
+        'record(calc, "$(P)SUM") {\n  field(CALC, "0")\n  field(PINI, "YES")\n}\n')
+    (config / "long.req").write_text("$(P)SUM.CALC$\n$(P)SUM.DESC\n")
+    (data / "long.sav").write_text(
+        "# save/restore V5.11\tAutomatically generated - DO NOT MODIFY - 240101-120000\n"
+        f"{prefix}SUM.CALC$ {expression}\n<END>\n")
+    (config / "st.cmd").write_text(
+        'cd "/epics/ioc"\ndbLoadDatabase dbd/ioc.dbd\nioc_registerRecordDeviceDriver pdbbase\n'
+        f'dbLoadRecords /epics/ioc/config/calc.db "P={prefix}"\n'
+        f'set_requestfile_path("{config}", "")\n'
+        "set_pass0_restoreFile long.sav\nset_pass1_restoreFile long.sav\niocInit\n"
+        f'create_monitor_set("long.req", 30, "P={prefix}")\n')
+    ioc = start(iocs, config, tmp_path / "run")
+    assert ca_read(f"{prefix}SUM") == 50.0, "the whole expression was restored before init"
+    ioc.wait_ready()
+    assert ioc.stop() == 0  # a clean stop saves what the 30 s period has not yet
+    assert saved(data / "long.sav")[f"{prefix}SUM.CALC$"] == expression
