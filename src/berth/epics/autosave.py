@@ -155,15 +155,15 @@ class Field:
         kind = addr.field_type
         self.count = max(1, int(addr.no_elements))
         self.array = self.count > 1
+        self.buf: ctypes.Array[ctypes.c_char] | ctypes.Array[ctypes.c_double] | \
+            ctypes.Array[ctypes.c_float] | ctypes.Array[ctypes.c_ushort]
         if pv.endswith("$") and kind == DBF_CHAR:
             # `FIELD$`: a long string, which dbNameToAddr gives as a char array; saved as text
             self.dbr, self.fmt, self.array = DBF_CHAR, "", False
             self.buf = ctypes.create_string_buffer(self.count)
         elif kind in (DBF_DOUBLE, DBF_INT64, DBF_UINT64):
             self.dbr, self.fmt = DBF_DOUBLE, "%.14g"
-            self.buf: ctypes.Array[ctypes.c_char] | ctypes.Array[ctypes.c_double] | \
-                ctypes.Array[ctypes.c_float] | ctypes.Array[ctypes.c_ushort] = \
-                (ctypes.c_double * self.count)()
+            self.buf = (ctypes.c_double * self.count)()
         elif kind == DBF_FLOAT:
             self.dbr, self.fmt = DBF_FLOAT, "%.7g"
             self.buf = (ctypes.c_float * self.count)()

@@ -109,6 +109,8 @@ def test_setpoints_written_over_ca_and_pva_are_back_after_a_restart(
     ctx = pva_context()
     try:
         ctx.put(f"{prefix}WAVE", [1.5, -2.0, 1e-7], timeout=5.0)
+        ctx.put(f"{prefix}SP.DESC", "set over pva", timeout=5.0)
+        ctx.put(f"{prefix}SP.PREC", 2, timeout=5.0)  # not saved: must come back as loaded
     finally:
         ctx.close()
     settings, positions = data / "autosave_settings.sav", data / "autosave_positions.sav"
@@ -117,6 +119,8 @@ def test_setpoints_written_over_ca_and_pva_are_back_after_a_restart(
                and saved(positions).get(f"{prefix}GAIN.VAL") == "21",
                what="the monitor sets to save the new values")
     assert saved(settings)[f"{prefix}SP.VAL"] == "3.1416"
+    wait_until(lambda: saved(settings).get(f"{prefix}SP.DESC") == "set over pva",
+               what="the string written over PVA to be saved")
     assert first.stop() == 0
     assert saved(settings) == strict_parse(sav.backup_path(settings).read_text())
 
@@ -124,6 +128,8 @@ def test_setpoints_written_over_ca_and_pva_are_back_after_a_restart(
     # the very first client read after the restart: no waiting for a restore to happen
     assert ca_read(f"{prefix}SP") == pytest.approx(3.1416)
     assert ca_read(f"{prefix}NAME") == b"restored text"
+    assert ca_read(f"{prefix}SP.DESC") == b"set over pva"
+    assert ca_read(f"{prefix}SP.PREC") == 4
     assert ca_read(f"{prefix}TWICE") == 42.0, "pass 0 restored GAIN before record init"
     from caproto.sync.client import read
 
