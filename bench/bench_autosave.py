@@ -51,6 +51,7 @@ def main() -> int:
     os.environ["EPICS_DB_INCLUDE_PATH"] = libs.dbd_search_path()
     ioc = SoftIoc()
     saver = autosave.install(ioc)
+    assert saver is not None
     for line in (f'dbLoadDatabase "{paths.ASSETS / "ioc" / "dbd" / "ioc.dbd"}"',
                  "ioc_registerRecordDeviceDriver pdbbase", f'dbLoadRecords "{work}/bench.db"',
                  f'set_requestfile_path "{work}" ""', f'set_savefile_path "{work}" ""',

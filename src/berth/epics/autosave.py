@@ -80,6 +80,7 @@ class Database:
                 ("dbFirstRecord", [vp], lg), ("dbNextRecord", [vp], lg),
                 ("dbGetRecordName", [vp], cp), ("dbFindInfo", [vp, cp], lg),
                 ("dbGetInfoString", [vp], cp), ("dbNameToAddr", [cp, vp], lg),
+                ("dbIsAlias", [vp], ctypes.c_int),
                 ("dbGetField", [vp, ctypes.c_short, vp, vp, vp, vp], lg),
                 ("dbPut", [vp, ctypes.c_short, vp, lg], lg),
                 ("dbPutField", [vp, ctypes.c_short, vp, lg], lg)):
@@ -134,7 +135,7 @@ class Database:
             while status == 0:
                 rec = db.dbFirstRecord(entry)
                 while rec == 0:
-                    if db.dbFindInfo(entry, info_name.encode()) == 0:
+                    if not db.dbIsAlias(entry) and db.dbFindInfo(entry, info_name.encode()) == 0:
                         name = db.dbGetRecordName(entry).decode()
                         fields = (db.dbGetInfoString(entry) or b"").decode()
                         pvs += [f"{name}.{f}" for f in fields.split()]
@@ -651,11 +652,15 @@ def _expand_entries(entries: list[tuple[str, savefile.Value]],
 _instance: Autosave | None = None
 
 
-def install(ioc: SoftIoc) -> Autosave:
+def install(ioc: SoftIoc) -> Autosave | None:
     """Register autosave's commands and init hooks in this IOC process (once)."""
     global _instance
     if _instance is None:
-        _instance = Autosave(ioc)
+        try:
+            _instance = Autosave(ioc)
+        except (AttributeError, OSError, ValueError) as err:  # e.g. a symbol missing in libdbCore
+            log(f"not available in this IOC: {err}")
+            return None
     return _instance
 
 

@@ -34,6 +34,7 @@ __all__ = ["iocs", "loopback_epics"]  # fixtures
 RECORDS = (
     'record(ao, "$(P)SP") {\n  field(PREC, "4")\n  info(autosaveFields, "VAL DESC")\n}\n'
     'record(stringout, "$(P)NAME") {\n  field(VAL, "unset")\n  info(autosaveFields, "VAL")\n}\n'
+    'alias("$(P)NAME", "$(P)NAME_ALIAS")\n'  # an alias is no second record to save
     'record(waveform, "$(P)WAVE") {\n  field(FTVL, "DOUBLE")\n  field(NELM, "8")\n'
     '  info(autosaveFields, "VAL")\n}\n'
     'record(ao, "$(P)GAIN") {\n  info(autosaveFields_pass0, "VAL")\n}\n'
