@@ -53,6 +53,9 @@ class SoftIoc:
         self.libs.db_core.iocshRegisterCommon()
         self._keep: list[object] = []  # ctypes objects iocsh points into must stay alive
         self._register_record_device_driver()
+        from berth.epics import autosave
+
+        autosave.install(self)
 
     def _register_record_device_driver(self) -> None:
         db_core, com = self.libs.db_core, self.libs.com
@@ -126,5 +129,8 @@ class SoftIoc:
 
     def exit(self, code: int) -> None:
         """Stop the IOC the EPICS way (runs its exit handlers), then the process."""
+        from berth.epics import autosave
+
+        autosave.at_exit()
         sys.stdout.flush()
         self.libs.com.epicsExit(code)

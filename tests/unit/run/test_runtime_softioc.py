@@ -30,7 +30,8 @@ def test_the_soft_ioc_folder_and_templates_are_there():
     alias = (softioc.db_dir() / "alias.template").read_text()
     assert 'alias("$(name)", "$(alias)")' in alias
     names = {p.name for p in softioc.support_files()}
-    assert names == {"epics.ibek.support.yaml", "berth.ibek.support.yaml"}
+    assert names == {"epics.ibek.support.yaml", "berth.ibek.support.yaml",
+                     "autosave.ibek.support.yaml"}
     berth_models = models(softioc.ASSETS / "support" / "berth.ibek.support.yaml")
     assert berth_models["Template"] == {"file": ("str", "<required>"), "macros": ("dict", {})}
     assert berth_models["Templates"] == {"templates": ("list", "<required>")}
