@@ -47,13 +47,18 @@ def helm(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([HELM, *args], capture_output=True, text=True, timeout=60)
 
 
-def render(values: dict[str, Any], name: str = "bl01b-ea-ioc-01") -> dict[str, list[dict]]:
-    """Render the chart with these values; manifests grouped by kind."""
+def render_text(values: dict[str, Any], name: str = "bl01b-ea-ioc-01") -> str:
+    """berth's bundled chart rendered with these values by a real helm."""
     with chart_copy("2026.1.1") as chart, values_file(values) as file:
         result = helm("template", name, str(chart), "-n", "bl01b", "--values", str(file))
     assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def render(values: dict[str, Any], name: str = "bl01b-ea-ioc-01") -> dict[str, list[dict]]:
+    """Render the chart with these values; manifests grouped by kind."""
     kinds: dict[str, list[dict]] = {}
-    for doc in yaml.safe_load_all(result.stdout):
+    for doc in yaml.safe_load_all(render_text(values, name)):
         if doc:
             kinds.setdefault(doc["kind"], []).append(doc)
     return kinds
@@ -85,9 +90,11 @@ def p47(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("name", P47_IOCS)
 def test_p47_service_renders_lints_and_validates(p47: Path, name: str):
+    """berth's bundled chart takes the values ec's users write (p47 itself renders with the
+    chart it pins: tests/unit/deploy/test_k8s_services.py)."""
     repo = ServicesRepo.load(p47)
     assert name in repo.iocs
-    manifests = get_backend("k8s", p47, "p47-beamline").template(name)
+    manifests = render_text(service_values(repo.service(name)), name)
     kinds = validate_all(manifests)
     assert "StatefulSet" in kinds
     assert ("ConfigMap" in kinds) == (name != "bl47p-ea-panda-01")  # panda's config is empty
