@@ -333,3 +333,43 @@ def test_ps_lists_every_service_with_its_workload_state(fakes, p47, mirror, tmp_
     # every service of the repository is listed, deployed or not
     assert rows["bl47p-gateways"]["state"] == "not deployed"
     assert set(rows) >= set(RENDERABLE) | {"pollux-caprepeater", "p47-blueapi"}
+
+
+# --- berth's own chart, pinned like any other -------------------------------------------------
+
+def pinned_repo(root: Path, version: str = "1.0.0") -> Path:
+    """A repository whose IOC pins berth's bundled chart from berth://charts."""
+    ioc = root / "services" / "bl01b-ea-ioc-01"
+    (ioc / "config").mkdir(parents=True)
+    (root / "services" / "values.yaml").write_text(
+        "global:\n  domain: bl01b\n  location: bl01b\n")
+    (ioc / "Chart.yaml").write_text(
+        "apiVersion: v2\nname: bl01b-ea-ioc-01\nversion: 1.0.0\ntype: application\n"
+        f"dependencies:\n  - name: ioc-instance\n    version: {version}\n"
+        "    repository: berth://charts\n")
+    (ioc / "values.yaml").write_text("ioc-instance:\n  image: ghcr.io/berth/softioc:0.1.0\n")
+    (ioc / "config" / "ioc.yaml").write_text("ioc_name: bl01b-ea-ioc-01\n")
+    return root
+
+
+def test_a_service_pinning_berths_chart_renders_it_with_its_config(tmp_path):
+    repo = pinned_repo(tmp_path / "bl01b")
+    docs = manifests(berth_template(repo, "bl01b-ea-ioc-01", ""))
+    by_kind = {d["kind"]: d for d in docs}
+    assert by_kind["ConfigMap"]["data"] == {"ioc.yaml": "ioc_name: bl01b-ea-ioc-01\n"}
+    pod = by_kind["StatefulSet"]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == "ghcr.io/berth/softioc:0.1.0"
+    claims = {v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"]
+              if "persistentVolumeClaim" in v}
+    assert claims == {"bl01b-autosave-claim", "bl01b-opi-claim", "bl01b-runtime-claim"}
+    for doc in docs:
+        validate(doc)
+    assert not (repo / "services" / "bl01b-ea-ioc-01" / "charts").exists()
+
+
+def test_a_pin_of_a_chart_version_berth_does_not_carry_is_an_error(tmp_path):
+    repo = pinned_repo(tmp_path / "bl01b", version="9.9.9")
+    err = berth_template(repo, "bl01b-ea-ioc-01", "", code=2)
+    assert f"{repo / 'services' / 'bl01b-ea-ioc-01' / 'Chart.yaml'}:6:5" in err
+    assert "berth://charts holds only ioc-instance version 1.0.0" in err
+    assert "not 'ioc-instance' version 9.9.9" in err

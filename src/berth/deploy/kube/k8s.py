@@ -27,7 +27,7 @@ from berth.deploy.kube.chart import (
     values_file,
 )
 from berth.deploy.kube.checkout import checkout, commit_of
-from berth.deploy.kube.service_chart import has_own_chart, prepared_chart, values_files
+from berth.deploy.kube.service_chart import has_own_chart, prepared_chart
 from berth.deploy.services import Service, ServicesRepo
 from berth.errors import BerthError
 from berth.tools import iso, parse_time, run, run_interactive, run_json
@@ -70,8 +70,8 @@ class K8sBackend:
             app_version = None if version == LOCAL_VERSION and verb == ["template"] else version
             commit_args = ["--set-string", f"global.commitHash={commit}"] if commit else []
             with prepared_chart(found, repo.root, app_version) as chart:
-                return run(["helm", *verb, service, str(chart), *self.ns,
-                            *values_files(found, repo.root), *commit_args])
+                return run(["helm", *verb, service, str(chart.path), *self.ns, *chart.values,
+                            *commit_args])
         values = service_values(found, commit)
         with chart_copy(version) as chart, values_file(values) as file:
             return run(["helm", *verb, service, str(chart), *self.ns, "--values", str(file)])

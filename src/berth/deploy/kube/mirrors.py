@@ -37,6 +37,12 @@ class Dependency:
     version: str
     repository: str
     where: Location
+    alias: str | None = None
+
+    @property
+    def values_key(self) -> str:
+        """The key of the parent's values that the dependency receives."""
+        return self.alias or self.name
 
     @property
     def package(self) -> str:

@@ -5,19 +5,27 @@ to a temporary folder with its links resolved; each dependency it pins is placed
 `charts/` from a chart mirror (see `mirrors`); helm then renders the copy with
 `services/values.yaml` and the service's own `values.yaml`, in that order. The user's
 repository is never written to.
+
+berth's own chart is pinned the same way, from the repository `berth://charts` (what
+`berth new services` writes): berth packages the chart it bundles, and passes the config folder
+to it as values (`configFiles`), since a subchart cannot read its parent's files.
 """
 
 from __future__ import annotations
 
+import io
 import shutil
+import tarfile
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from berth.deploy.kube.chart import chart_dir, config_values
 from berth.deploy.kube.mirrors import Dependency, fetch, mirrors
 from berth.deploy.services import Service
 from berth.errors import BerthError, Location, Problem
@@ -25,6 +33,15 @@ from berth.tools import run
 from berth.yamlio import YDict, YList, load_yaml
 
 CHART_FILE = "Chart.yaml"
+BUNDLED = "berth://charts"  # the repository name of the charts berth itself carries
+
+
+@dataclass
+class PreparedChart:
+    """A chart folder ready for helm, and the `--values` arguments that go with it."""
+
+    path: Path
+    values: list[str] = field(default_factory=list)
 
 
 def has_own_chart(service: Service) -> bool:
@@ -53,7 +70,8 @@ def dependencies(chart_file: Path) -> list[Dependency]:
             raise BerthError(Problem("a dependency needs a name and a version", at,
                                      field=f"dependencies[{index}]"))
         found.append(Dependency(str(dep["name"]), str(dep["version"]),
-                                str(dep.get("repository") or ""), at))
+                                str(dep.get("repository") or ""), at,
+                                str(dep["alias"]) if dep.get("alias") else None))
     return found
 
 
@@ -82,9 +100,30 @@ def _local_chart(dep: Dependency, service: Service, dest: Path) -> None:
     run(["helm", "package", str(source), "--destination", str(dest)])
 
 
+def _bundled(dep: Dependency, service: Service, dest: Path, app_version: str | None) -> None:
+    """berth's own chart packaged into `dest`, if it is the version the service pins."""
+    source = chart_dir()
+    meta: dict[str, Any] = yaml.safe_load((source / CHART_FILE).read_text())
+    if dep.name != meta["name"] or dep.version != str(meta["version"]):
+        raise BerthError(Problem(
+            f"service '{service.name}': {BUNDLED} holds only {meta['name']} version "
+            f"{meta['version']} (this berth's), not '{dep.name}' version {dep.version}",
+            dep.where, field="dependencies"))
+    if app_version is not None:
+        meta["appVersion"] = str(app_version)
+    with tarfile.open(dest / dep.package, "w:gz") as tar:
+        for path in sorted(source.rglob("*")):
+            if path.is_file() and path.name != CHART_FILE:
+                tar.add(path, f"{dep.name}/{path.relative_to(source)}")
+        data = yaml.safe_dump(meta, sort_keys=False).encode()
+        info = tarfile.TarInfo(f"{dep.name}/{CHART_FILE}")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+
+
 @contextmanager
 def prepared_chart(service: Service, repo_root: Path,
-                   app_version: str | None = None) -> Iterator[Path]:
+                   app_version: str | None = None) -> Iterator[PreparedChart]:
     """A temporary copy of the service's chart, every dependency in its `charts/`; with
     `app_version`, its Chart.yaml says so (what `helm package --app-version` does)."""
     table = mirrors(repo_root)
@@ -95,7 +134,15 @@ def prepared_chart(service: Service, repo_root: Path,
         chart_file = chart / CHART_FILE
         charts = chart / "charts"
         charts.mkdir(exist_ok=True)
+        prepared = PreparedChart(chart, values_files(service, repo_root))
         for dep in deps:
+            if dep.repository.strip().rstrip("/") == BUNDLED:
+                _bundled(dep, service, charts, app_version)
+                config = Path(tmp) / f"{dep.values_key}-config.yaml"
+                config.write_text(yaml.safe_dump({dep.values_key: config_values(
+                    service.config_dir)}, allow_unicode=True))
+                prepared.values += ["--values", str(config)]
+                continue
             if _vendored(charts, dep):
                 continue
             if dep.repository.startswith("file://"):
@@ -108,7 +155,7 @@ def prepared_chart(service: Service, repo_root: Path,
             meta: dict[str, Any] = yaml.safe_load(chart_file.read_text()) or {}
             meta["appVersion"] = str(app_version)
             chart_file.write_text(yaml.safe_dump(meta, sort_keys=False))
-        yield chart
+        yield prepared
 
 
 def values_files(service: Service, repo_root: Path) -> list[str]:
