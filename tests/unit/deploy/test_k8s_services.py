@@ -373,3 +373,17 @@ def test_a_pin_of_a_chart_version_berth_does_not_carry_is_an_error(tmp_path):
     assert f"{repo / 'services' / 'bl01b-ea-ioc-01' / 'Chart.yaml'}:6:5" in err
     assert "berth://charts holds only ioc-instance version 1.0.0" in err
     assert "not 'ioc-instance' version 9.9.9" in err
+
+
+def test_berth_new_services_pins_the_chart_berth_carries(tmp_path):
+    folder = tmp_path / "bl99"
+    made = run_berth("new", "services", folder)
+    assert made.returncode == 0, made.stderr
+    [name] = [p.name for p in (folder / "services").iterdir() if p.is_dir()]
+    chart = yaml.safe_load((folder / "services" / name / "Chart.yaml").read_text())
+    bundled = yaml.safe_load((Path(__file__).parents[3] / "src" / "berth" / "assets" / "helm"
+                              / "ioc-instance" / "Chart.yaml").read_text())
+    assert chart["dependencies"] == [{"name": "ioc-instance", "version": bundled["version"],
+                                      "repository": "berth://charts"}]
+    kinds = [d["kind"] for d in manifests(berth_template(folder, name, ""))]
+    assert kinds == ["ConfigMap", "StatefulSet"]
