@@ -264,27 +264,25 @@ def test_deploy_installs_the_service_folder_chart(fakes, tagged, mirror, name):
     assert not Path(chart).exists()
 
 
-def test_stop_start_rollback_delete_of_a_service_with_its_own_chart(fakes, tmp_path, mirror):
+@pytest.mark.parametrize(("name", "chart"), [("bl47p-ea-dcam-01", "ec-service-1.0.0"),
+                                           ("p47-epics-opis", "epics-opis-1.0.0")])
+def test_stop_start_rollback_delete_of_a_service_with_its_own_chart(fakes, tmp_path, mirror,
+                                                                     name, chart):
     history = [{"revision": 1, "updated": "2026-04-01 10:00:00 +0000 UTC", "status": "superseded",
-                "chart": "epics-opis-1.0.0", "app_version": "2026.3.1", "description": "x"},
+                "chart": chart, "app_version": "2026.3.1", "description": "x"},
                {"revision": 2, "updated": "2026-04-02 10:00:00 +0000 UTC", "status": "deployed",
-                "chart": "epics-opis-1.0.0", "app_version": "2026.4.1", "description": "y"}]
+                "chart": chart, "app_version": "2026.4.1", "description": "y"}]
     (tmp_path / "history.json").write_text(json.dumps(history))
     fakes.answer("helm", ["history"], file=str(tmp_path / "history.json"))
     for verb in ("stop", "start", "rollback", "delete"):
-        berth_k8s(fakes, verb, "p47-epics-opis", *(["-y"] if verb == "delete" else []),
-                  mirror=mirror)
-    history_call = ["helm", "history", "p47-epics-opis", "-n", NS, "-o", "json"]
+        berth_k8s(fakes, verb, name, *(["-y"] if verb == "delete" else []), mirror=mirror)
+    history_call = ["helm", "history", name, "-n", NS, "-o", "json"]
+    scale = ["kubectl", "scale", "statefulset,deployment", "-n", NS, "-l", f"app={name}"]
     assert fakes.argvs() == [
-        history_call,
-        ["kubectl", "scale", "statefulset,deployment", "-n", NS, "-l", "app=p47-epics-opis",
-         "--replicas=0"],
-        history_call,
-        ["kubectl", "scale", "statefulset,deployment", "-n", NS, "-l", "app=p47-epics-opis",
-         "--replicas=1"],
-        history_call,
-        ["helm", "rollback", "p47-epics-opis", "1", "-n", NS],
-        ["helm", "uninstall", "p47-epics-opis", "-n", NS],
+        history_call, [*scale, "--replicas=0"],
+        history_call, [*scale, "--replicas=1"],
+        history_call, ["helm", "rollback", name, "1", "-n", NS],
+        ["helm", "uninstall", name, "-n", NS],
     ]
 
 
