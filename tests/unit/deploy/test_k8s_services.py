@@ -385,3 +385,19 @@ def test_berth_new_services_pins_the_chart_berth_carries(tmp_path):
                                       "repository": "berth://charts"}]
     kinds = [d["kind"] for d in manifests(berth_template(folder, name, ""))]
     assert kinds == ["ConfigMap", "StatefulSet"]
+
+
+def test_an_oci_mirror_is_pulled_from_with_helm(fakes, p47):
+    fakes.answer("helm", ["pull"], stderr="Error: failed to do request: connection refused\n",
+                 exit=1)
+    result = run_berth("template", "p47-epics-opis", "-b", "k8s", "-t", NS, "-r", p47,
+                       env={**fakes.env,
+                            "BERTH_CHART_MIRROR": f"{EC_CHARTS}=oci://registry.site:5000/ec/"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    [call] = fakes.calls()
+    dest = call["argv"][-1]
+    assert call["argv"] == ["pull", "oci://registry.site:5000/ec/epics-opis", "--version",
+                            "5.5.0", "--destination", dest]
+    assert dest.endswith("/p47-epics-opis/charts")
+    assert ("oci://registry.site:5000/ec/ (helm pull oci://registry.site:5000/ec/epics-opis: "
+            "Error: failed to do request: connection refused)") in result.stderr
