@@ -401,3 +401,27 @@ def test_an_oci_mirror_is_pulled_from_with_helm(fakes, p47):
     assert dest.endswith("/p47-epics-opis/charts")
     assert ("oci://registry.site:5000/ec/ (helm pull oci://registry.site:5000/ec/epics-opis: "
             "Error: failed to do request: connection refused)") in result.stderr
+
+
+def test_up_prepares_every_chart_before_installing_any(fakes, p47, mirror, tmp_path):
+    repo = tmp_path / "p47-services"
+    shutil.copytree(p47, repo, symlinks=True)
+    for folder in (repo / "services").iterdir():
+        if folder.is_dir() and folder.name not in [*RENDERABLE, "pollux-caprepeater"]:
+            shutil.rmtree(folder)
+    setting = f"{EC_CHARTS}={mirror},oci://ghcr.io/epics-containers={mirror}"
+    result = run_berth("up", "-b", "k8s", "-t", NS, "-r", repo,
+                       env={**fakes.env, "BERTH_CHART_MIRROR": setting})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "chart 'carepeater' version 4.4.5-beta.1" in result.stderr
+    assert "nothing deployed: 1 problem(s)" in result.stderr
+    assert fakes.calls() == []
+
+    shutil.rmtree(repo / "services" / "pollux-caprepeater")
+    result = run_berth("up", "-b", "k8s", "-t", NS, "-r", repo, "--json",
+                       env={**fakes.env, "BERTH_CHART_MIRROR": setting})
+    assert result.returncode == 0, result.stderr
+    assert [a[:4] for a in fakes.argvs()] == [
+        ["helm", "upgrade", "--install", name] for name in sorted(RENDERABLE)]
+    assert {(r["service"], r["version"]) for r in json.loads(result.stdout)} == {
+        (name, "local") for name in RENDERABLE}

@@ -29,7 +29,7 @@ from berth.deploy.kube.chart import (
 from berth.deploy.kube.checkout import checkout, commit_of
 from berth.deploy.kube.service_chart import has_own_chart, prepared_chart
 from berth.deploy.services import Service, ServicesRepo
-from berth.errors import BerthError
+from berth.errors import BerthError, Problem
 from berth.tools import iso, parse_time, run, run_interactive, run_json
 
 LOCAL_VERSION = "local"  # app version of a release made from a working copy
@@ -62,19 +62,26 @@ class K8sBackend:
     def pod(service: str) -> str:
         return f"{service}-0"  # the StatefulSet's only pod
 
-    def _helm(self, verb: list[str], repo: ServicesRepo, service: str, version: str,
-              commit: str | None) -> str:
-        """`helm VERB NAME CHART` for one service: its own chart, or berth's bundled one."""
+    def _helm_argv(self, stack: ExitStack, verb: list[str], repo: ServicesRepo, service: str,
+                   version: str, commit: str | None) -> list[str]:
+        """`helm VERB NAME CHART …` for one service, its own chart or berth's bundled one,
+        prepared in temporary folders that live as long as `stack`."""
         found = _service_at(repo, service, version)
         if has_own_chart(found):
             app_version = None if version == LOCAL_VERSION and verb == ["template"] else version
             commit_args = ["--set-string", f"global.commitHash={commit}"] if commit else []
-            with prepared_chart(found, repo.root, app_version) as chart:
-                return run(["helm", *verb, service, str(chart.path), *self.ns, *chart.values,
-                            *commit_args])
+            chart = stack.enter_context(prepared_chart(found, repo.root, app_version))
+            return ["helm", *verb, service, str(chart.path), *self.ns, *chart.values,
+                    *commit_args]
         values = service_values(found, commit)
-        with chart_copy(version) as chart, values_file(values) as file:
-            return run(["helm", *verb, service, str(chart), *self.ns, "--values", str(file)])
+        copy = stack.enter_context(chart_copy(version))
+        file = stack.enter_context(values_file(values))
+        return ["helm", *verb, service, str(copy), *self.ns, "--values", str(file)]
+
+    def _helm(self, verb: list[str], repo: ServicesRepo, service: str, version: str,
+              commit: str | None) -> str:
+        with ExitStack() as stack:
+            return run(self._helm_argv(stack, verb, repo, service, version, commit))
 
     def _helm_upgrade(self, repo: ServicesRepo, service: str, version: str,
                       commit: str | None) -> None:
@@ -202,24 +209,37 @@ class K8sBackend:
 
     def up(self) -> list[Release]:
         """Deploy every service of the repository at its latest version (working copy if
-        untagged)."""
+        untagged). Every chart is prepared first: a chart missing for any service is
+        reported, with all the others, before anything is installed."""
         repo = self.repo()
-        released: list[Release] = []
+        planned: list[tuple[list[str], Release]] = []
+        problems: list[Problem] = []
         with ExitStack() as stack:
             trees: dict[str, ServicesRepo] = {}
             for name in repo.services:
                 versions = repo.versions(name)
-                if not versions:
-                    self._helm_upgrade(repo, name, LOCAL_VERSION, None)
-                    released.append(Release(name, LOCAL_VERSION, iso(datetime.now(UTC)), True,
-                                            "local working copy"))
+                tag = versions[-1] if versions else None
+                try:
+                    if tag is None:
+                        argv = self._helm_argv(stack, ["upgrade", "--install"], repo, name,
+                                               LOCAL_VERSION, None)
+                    else:
+                        if tag not in trees:  # one extraction per tag, shared by its services
+                            trees[tag] = stack.enter_context(checkout(repo, tag))
+                        argv = self._helm_argv(stack, ["upgrade", "--install"], trees[tag],
+                                               name, tag, commit_of(repo, tag))
+                except BerthError as exc:
+                    problems += exc.problems
                     continue
-                tag = versions[-1]
-                if tag not in trees:  # one extraction per tag, shared by its services
-                    trees[tag] = stack.enter_context(checkout(repo, tag))
-                self._helm_upgrade(trees[tag], name, tag, commit_of(repo, tag))
-                released.append(Release(name, tag, iso(datetime.now(UTC)), True))
-        return released
+                note = "" if tag else "local working copy"
+                planned.append((argv, Release(name, tag or LOCAL_VERSION, "", True, note)))
+            if problems:
+                raise BerthError([*problems, Problem(
+                    f"nothing deployed: {len(problems)} problem(s) in the services' charts")])
+            for argv, release in planned:
+                run(argv)
+                release.deployed_at = iso(datetime.now(UTC))
+        return [release for _, release in planned]
 
     def down(self) -> None:
         """Uninstall, in one helm call, every release of the namespace that is a service of the
