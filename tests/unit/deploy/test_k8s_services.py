@@ -425,3 +425,10 @@ def test_up_prepares_every_chart_before_installing_any(fakes, p47, mirror, tmp_p
         ["helm", "upgrade", "--install", name] for name in sorted(RENDERABLE)]
     assert {(r["service"], r["version"]) for r in json.loads(result.stdout)} == {
         (name, "local") for name in RENDERABLE}
+
+
+def test_up_dry_run_names_every_service(p47):
+    result = run_berth("up", "--dry-run", "-b", "k8s", "-t", NS, "-r", p47)
+    assert result.returncode == 0, result.stderr
+    for name in ("p47-epics-opis", "pollux-caprepeater", "bl47p-ea-dcam-01"):
+        assert f"start {name} on the k8s backend" in result.stdout
