@@ -432,3 +432,12 @@ def test_up_dry_run_names_every_service(p47):
     assert result.returncode == 0, result.stderr
     for name in ("p47-epics-opis", "pollux-caprepeater", "bl47p-ea-dcam-01"):
         assert f"start {name} on the k8s backend" in result.stdout
+
+
+def test_an_index_naming_a_local_file_is_not_followed(p47, http_repo, tmp_path):
+    served = tmp_path / "http"  # the folder the http_repo fixture serves
+    index = yaml.safe_load((served / "index.yaml").read_text())
+    index["entries"]["epics-opis"][0]["urls"] = ["file:///etc/hostname"]
+    (served / "index.yaml").write_text(yaml.safe_dump(index))
+    err = berth_template(p47, "p47-epics-opis", f"{EC_CHARTS}={http_repo}", code=2)
+    assert "not an http(s) URL: file:///etc/hostname" in err

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,6 +142,10 @@ def _pull_oci(dep: Dependency, location: str, dest: Path) -> str | None:
 
 
 def _get(url: str) -> bytes:
+    import urllib.request  # only when a mirror is HTTP: 20 ms of every k8s command otherwise
+
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):  # an index may name any URL
+        raise ValueError(f"not an http(s) URL: {url}")
     with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT) as answer:  # noqa: S310 (http/s only)
         data: bytes = answer.read(INDEX_LIMIT + 1)
     if len(data) > INDEX_LIMIT:
@@ -156,7 +158,7 @@ def _fetch_http(dep: Dependency, location: str, dest: Path) -> str | None:
     index_url = urllib.parse.urljoin(base, "index.yaml")
     try:
         index = loads_yaml(_get(index_url).decode("utf-8", "replace"), index_url)
-    except (OSError, ValueError, urllib.error.URLError) as exc:
+    except (OSError, ValueError) as exc:  # URLError is an OSError
         return f"cannot read {index_url}: {getattr(exc, 'reason', exc)}"
     except BerthError as exc:
         return f"{index_url} is not a chart index: {exc.problems[0].message}"
@@ -169,7 +171,7 @@ def _fetch_http(dep: Dependency, location: str, dest: Path) -> str | None:
             url = urllib.parse.urljoin(base, str(urls[0]))
             try:
                 (dest / dep.package).write_bytes(_get(url))
-            except (OSError, ValueError, urllib.error.URLError) as exc:
+            except (OSError, ValueError) as exc:
                 return f"cannot download {url}: {getattr(exc, 'reason', exc)}"
             return None
     return f"index has no {dep.name} {dep.version}"
