@@ -441,3 +441,12 @@ def test_an_index_naming_a_local_file_is_not_followed(p47, http_repo, tmp_path):
     (served / "index.yaml").write_text(yaml.safe_dump(index))
     err = berth_template(p47, "p47-epics-opis", f"{EC_CHARTS}={http_repo}", code=2)
     assert "not an http(s) URL: file:///etc/hostname" in err
+
+
+def test_a_link_checked_out_as_a_file_is_named(corpus, tmp_path):
+    repo = tmp_path / "p47-services"
+    shutil.copytree(corpus / "services" / "p47-services", repo)  # links as text, as stored
+    err = berth_template(repo, "bl47p-ea-dcam-01", "", code=2)
+    chart_file = repo / "services" / "bl47p-ea-dcam-01" / "Chart.yaml"
+    assert f"{chart_file}: holds only the path '../../.helm-shared/Chart.yaml'" in err
+    assert "core.symlinks" in err
