@@ -314,8 +314,8 @@ def test_labels_location_domain_fall_back_to_global():
     assert (labels["location"], labels["domain"], labels["team"], labels["tier"]) == (
         "sr03c", "sr", "vac", "ioc")
     env = {e["name"]: e["value"] for e in own["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert (env["IOC_NAME"], env["IOC_PREFIX"], env["IOC_LOCATION"]) == (
-        "bl01b-ea-ioc-01", "BL01B-EA-IOC-01", "sr03c")
+    assert (env["IOC_NAME"], env["IOC_PREFIX"], env["IOC_LOCATION"], env["HOME"]) == (
+        "bl01b-ea-ioc-01", "BL01B-EA-IOC-01", "sr03c", "/tmp")
 
 
 def test_reboot_every_commit_changes_the_pod_per_commit():
