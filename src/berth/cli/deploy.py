@@ -94,8 +94,9 @@ def _would(backend: str, repo: Path | None, target: str | None, verb: str,
         return
     services = ServicesRepo.load(repo or Path.cwd())
     if verb == "up":
+        started = services.services if backend == "k8s" else services.iocs  # k8s: every chart
         dry_run([f"start {n} on the {where} (deploying it first if it never was)"
-                 for n in sorted(services.iocs)])
+                 for n in sorted(started)])
         return
     if verb == "down":
         dry_run([f"stop every instance on the {where}"])

@@ -176,7 +176,7 @@ def test_pod_verbs_go_to_kubectl_in_the_destination_namespace(deployment: Path, 
     berth("logs", "bl01b-ea-ioc-01", "--previous", repo=deployment, env=fakes.env)
     assert fakes.argvs() == [
         ["kubectl", "rollout", "restart", "statefulset/bl01b-ea-ioc-01", "-n", NS],
-        ["kubectl", "logs", "bl01b-ea-ioc-01-0", "-n", NS, "-c", "ioc", "--previous"]]
+        ["kubectl", "logs", "bl01b-ea-ioc-01-0", "-n", NS, "-c", "bl01b-ea-ioc-01", "--previous"]]
 
 
 def test_deploy_local_is_refused(deployment: Path):

@@ -47,13 +47,18 @@ def helm(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([HELM, *args], capture_output=True, text=True, timeout=60)
 
 
-def render(values: dict[str, Any], name: str = "bl01b-ea-ioc-01") -> dict[str, list[dict]]:
-    """Render the chart with these values; manifests grouped by kind."""
+def render_text(values: dict[str, Any], name: str = "bl01b-ea-ioc-01") -> str:
+    """berth's bundled chart rendered with these values by a real helm."""
     with chart_copy("2026.1.1") as chart, values_file(values) as file:
         result = helm("template", name, str(chart), "-n", "bl01b", "--values", str(file))
     assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def render(values: dict[str, Any], name: str = "bl01b-ea-ioc-01") -> dict[str, list[dict]]:
+    """Render the chart with these values; manifests grouped by kind."""
     kinds: dict[str, list[dict]] = {}
-    for doc in yaml.safe_load_all(result.stdout):
+    for doc in yaml.safe_load_all(render_text(values, name)):
         if doc:
             kinds.setdefault(doc["kind"], []).append(doc)
     return kinds
@@ -85,9 +90,11 @@ def p47(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("name", P47_IOCS)
 def test_p47_service_renders_lints_and_validates(p47: Path, name: str):
+    """berth's bundled chart takes the values ec's users write (p47 itself renders with the
+    chart it pins: tests/unit/deploy/test_k8s_services.py)."""
     repo = ServicesRepo.load(p47)
     assert name in repo.iocs
-    manifests = get_backend("k8s", p47, "p47-beamline").template(name)
+    manifests = render_text(service_values(repo.service(name)), name)
     kinds = validate_all(manifests)
     assert "StatefulSet" in kinds
     assert ("ConfigMap" in kinds) == (name != "bl47p-ea-panda-01")  # panda's config is empty
@@ -106,7 +113,8 @@ def test_p47_values_reach_the_pod(p47: Path):
         sts = render(service_values(repo.service(name)), name)["StatefulSet"][0]
         pods[name] = sts["spec"]["template"]["spec"]
     fastcs = pods["bl47p-ea-fastcs-01"]
-    assert [c["name"] for c in fastcs["containers"]] == ["ioc", "temp-controller-simulator"]
+    assert [c["name"] for c in fastcs["containers"]] == ["bl47p-ea-fastcs-01",
+                                                         "temp-controller-simulator"]
     assert fastcs["initContainers"][0]["name"] == "test-init"
     assert fastcs["containers"][0]["args"] == [
         'stdio-socket --ptty "fastcs-example run /epics/ioc/config/controller.yaml"']
@@ -134,7 +142,8 @@ def test_an_init_container_with_its_own_mounts_keeps_them():
     own = {"name": "prepare", "image": "busybox",
            "volumeMounts": [{"name": "tmp-volume", "mountPath": "/scratch"}]}
     pod = statefulset(with_values(initContainers=[own]))["spec"]["template"]["spec"]
-    assert pod["initContainers"] == [own]
+    # hardened like the IOC's container (Pod Security "restricted")
+    assert pod["initContainers"] == [{**own, "securityContext": HARDENED}]
 
 
 @pytest.mark.parametrize("name", _example_iocs() or [
@@ -146,6 +155,9 @@ def test_example_instance_renders_lints_and_validates(name: str):
     lint(service_values(repo.service(name)))
 
 
+HARDENED = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"}}
 BASE: dict[str, Any] = {"image": "ghcr.io/berth/softioc:1.0",
                         "global": {"domain": "bl01b", "location": "bl01b-loc", "enabled": True},
                         "configFiles": {"ioc.yaml": "ioc_name: x\n"}}
@@ -228,13 +240,14 @@ def test_attachable_shell_probes_and_safe_security_defaults():
     assert (ioc["stdin"], ioc["tty"]) == (True, True)
     assert ioc["livenessProbe"]["exec"]["command"] == ["/epics/ioc/liveness.sh"]
     assert ioc["lifecycle"]["preStop"]["exec"]["command"] == ["/epics/ioc/stop.sh"]
-    assert ioc["securityContext"] == {"allowPrivilegeEscalation": False,
-                                      "readOnlyRootFilesystem": True,
-                                      "capabilities": {"drop": ["ALL"]}}
+    assert ioc["securityContext"] == HARDENED
     mounts = {m["mountPath"] for m in ioc["volumeMounts"]}
     assert {"/tmp", "/epics/runtime", "/epics/opi", "/autosave", "/epics/ioc/config"} <= mounts
     empty_dirs = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
-    assert {"tmp-volume", "runtime-volume", "opis-volume"} <= empty_dirs
+    assert empty_dirs == {"tmp-volume"}  # opis and runtime are the shared claims
+    assert pod["securityContext"] == {"runAsNonRoot": True, "runAsUser": 1000,
+                                      "runAsGroup": 1000, "fsGroup": 1000,
+                                      "seccompProfile": {"type": "RuntimeDefault"}}
 
     relaxed = statefulset(with_values(
         securityContext={"readOnlyRootFilesystem": False},
@@ -247,18 +260,47 @@ def test_attachable_shell_probes_and_safe_security_defaults():
     assert ioc["readinessProbe"]["exec"]["command"] == ["/epics/ioc/ready.sh"]
 
 
-def test_autosave_claim_and_data_volume():
-    kinds = render(BASE)
-    [autosave] = kinds["PersistentVolumeClaim"]
-    assert autosave["metadata"]["name"] == "bl01b-ea-ioc-01-autosave"
-    assert autosave["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+def volumes_and_mounts(sts: dict) -> tuple[dict[str, dict], dict[str, dict]]:
+    pod = sts["spec"]["template"]["spec"]
+    return ({v["name"]: v for v in pod["volumes"]},
+            {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]})
 
-    kinds = render(with_values(autosaveClaim="shared-autosave",
+
+def test_shared_claims_are_named_as_ec_names_them_and_mounted_per_release():
+    volumes, mounts = volumes_and_mounts(statefulset(BASE))
+    claims = {name: v["persistentVolumeClaim"]["claimName"] for name, v in volumes.items()
+              if "persistentVolumeClaim" in v}
+    # ec-helm-charts' epics-pvcs names, from the domain
+    assert claims == {"autosave-volume": "bl01b-autosave-claim",
+                      "opis-volume": "bl01b-opi-claim",
+                      "runtime-volume": "bl01b-runtime-claim"}
+    for path, volume in (("/autosave", "autosave-volume"), ("/epics/opi", "opis-volume"),
+                         ("/epics/runtime", "runtime-volume")):
+        assert mounts[path] == {"name": volume, "mountPath": path,
+                                "subPath": "bl01b-ea-ioc-01"}
+    assert "PersistentVolumeClaim" not in render(BASE)  # the claims are the beamline's
+
+
+def test_two_iocs_sharing_an_autosave_claim_get_different_sub_paths():
+    values = with_values(autosaveClaim="shared-autosave")
+    paths = {}
+    for name in ("bl01b-ea-ioc-01", "bl01b-ea-ioc-02"):
+        volumes, mounts = volumes_and_mounts(render(values, name)["StatefulSet"][0])
+        assert volumes["autosave-volume"]["persistentVolumeClaim"]["claimName"] == \
+            "shared-autosave"
+        paths[name] = mounts["/autosave"]["subPath"]
+    assert paths == {"bl01b-ea-ioc-01": "bl01b-ea-ioc-01", "bl01b-ea-ioc-02": "bl01b-ea-ioc-02"}
+
+
+def test_claims_can_be_turned_off_and_the_data_volume():
+    kinds = render(with_values(autosave=False, opisClaim=False, runtimeClaim=False,
                                dataVolume={"pvc": True, "size": "5Gi"}))
-    [data] = kinds["PersistentVolumeClaim"]  # no autosave PVC: an existing claim is named
+    [data] = kinds["PersistentVolumeClaim"]
     assert data["spec"]["resources"]["requests"]["storage"] == "5Gi"
-    volumes = {v["name"]: v for v in kinds["StatefulSet"][0]["spec"]["template"]["spec"]["volumes"]}
-    assert volumes["autosave-volume"]["persistentVolumeClaim"]["claimName"] == "shared-autosave"
+    volumes, mounts = volumes_and_mounts(kinds["StatefulSet"][0])
+    assert "autosave-volume" not in volumes and "/autosave" not in mounts
+    assert volumes["opis-volume"] == {"name": "opis-volume", "emptyDir": {}}
+    assert "subPath" not in mounts["/epics/opi"]  # an emptyDir is the IOC's own
     assert volumes["data-volume"]["persistentVolumeClaim"]["claimName"] == "bl01b-ea-ioc-01-data"
 
 
@@ -272,8 +314,8 @@ def test_labels_location_domain_fall_back_to_global():
     assert (labels["location"], labels["domain"], labels["team"], labels["tier"]) == (
         "sr03c", "sr", "vac", "ioc")
     env = {e["name"]: e["value"] for e in own["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert (env["IOC_NAME"], env["IOC_PREFIX"], env["IOC_LOCATION"]) == (
-        "bl01b-ea-ioc-01", "BL01B-EA-IOC-01", "sr03c")
+    assert (env["IOC_NAME"], env["IOC_PREFIX"], env["IOC_LOCATION"], env["HOME"]) == (
+        "bl01b-ea-ioc-01", "BL01B-EA-IOC-01", "sr03c", "/tmp")
 
 
 def test_reboot_every_commit_changes_the_pod_per_commit():

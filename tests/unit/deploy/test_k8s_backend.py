@@ -89,13 +89,13 @@ def test_deploy_local_uses_the_working_copy(fakes, repo):
 
 
 def test_ps_reads_two_recorded_answers(fakes, repo):
-    fakes.answer("kubectl", ["get", "statefulsets,pods"], file="kubectl-get-iocs.json")
+    fakes.answer("kubectl", ["get"], file="kubectl-get-iocs.json")
     fakes.answer("helm", ["list"], file="helm-list.json")
 
     rows = ps(fakes, repo)
 
     assert fakes.argvs() == [
-        ["kubectl", "get", "statefulsets,pods", "-n", NS, "-l", "ioc=true", "-o", "json"],
+        ["kubectl", "get", "statefulsets,deployments,daemonsets,pods", "-n", NS, "-o", "json"],
         ["helm", "list", "-n", NS, "--all", "--max", "10000", "-o", "json"],
     ]
     running = rows["bl01b-ea-ioc-01"]
@@ -109,10 +109,14 @@ def test_ps_reads_two_recorded_answers(fakes, repo):
     crashing = rows["bl01b-mo-ioc-01"]
     assert (crashing["state"], crashing["restarts"]) == ("backoff", 7)
     assert crashing["reason"].startswith("CrashLoopBackOff")
-    # a failed install has no StatefulSet; the gateway release is not an IOC and not shown
+    # a failed install has no StatefulSet
     assert rows["bl01b-di-cam-01"]["state"] == "not deployed"
     assert "failed" in rows["bl01b-di-cam-01"]["reason"]
-    assert "bl01b-gateway" not in rows
+    # the gateway is not an IOC; it is listed with its chart (no workloads in this answer)
+    gateway = rows["bl01b-gateway"]
+    assert (gateway["state"], gateway["version"]) == ("running", "2025.1.1")
+    assert gateway["extra"] == {"workloads": {}, "chart": "epics-gateways-2025.1.1"}
+    assert gateway["reason"] == "no workloads (only other resources)"
     table = berth(fakes, "ps")
     assert "backoff" in table and "bl01b-mo-ioc-01" in table
 
@@ -168,10 +172,10 @@ def test_operator_commands_argv(fakes):
     berth(fakes, "delete", "-y", IOC)
     assert fakes.argvs() == [
         ["kubectl", "rollout", "restart", f"statefulset/{IOC}", "-n", NS],
-        ["kubectl", "logs", f"{IOC}-0", "-n", NS, "-c", "ioc", "--follow", "--previous"],
-        ["kubectl", "attach", f"{IOC}-0", "-n", NS, "-c", "ioc", "-i"],
-        ["kubectl", "exec", f"{IOC}-0", "-n", NS, "-c", "ioc", "-i", "--", "caget", "X"],
-        ["kubectl", "exec", f"{IOC}-0", "-n", NS, "-c", "ioc", "-i", "--", "bash"],
+        ["kubectl", "logs", f"{IOC}-0", "-n", NS, "-c", IOC, "--follow", "--previous"],
+        ["kubectl", "attach", f"{IOC}-0", "-n", NS, "-c", IOC, "-i"],
+        ["kubectl", "exec", f"{IOC}-0", "-n", NS, "-c", IOC, "-i", "--", "caget", "X"],
+        ["kubectl", "exec", f"{IOC}-0", "-n", NS, "-c", IOC, "-i", "--", "bash"],
         ["helm", "uninstall", IOC, "-n", NS],
     ]
 

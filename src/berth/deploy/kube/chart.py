@@ -32,6 +32,12 @@ def chart_dir() -> Path:
     return Path(str(resources.files("berth") / "assets" / "helm" / CHART_NAME))
 
 
+def bundled_chart_label() -> str:
+    """How `helm list` names the bundled chart (NAME-VERSION)."""
+    meta = yaml.safe_load((chart_dir() / "Chart.yaml").read_text())
+    return f"{meta['name']}-{meta['version']}"
+
+
 def config_values(config: Path | None) -> dict[str, dict[str, str]]:
     """The config folder as chart values: text files by name, binary files base64-encoded."""
     text: dict[str, str] = {}

@@ -1,8 +1,11 @@
-"""Kubernetes backend (`-b k8s`): one Helm release of berth's ioc-instance chart per IOC.
+"""Kubernetes backend (`-b k8s`): one Helm release per service.
 
-Every verb is a few `helm`/`kubectl` calls with argv lists; answers are read as JSON. `ps` makes
-two calls for the whole namespace however many IOCs run in it. Start/stop go through the chart's
-`enabled` value (replicas 1/0) so Helm stays the owner of the desired state.
+A service folder with a Chart.yaml is its own chart, rendered as `ec` renders it (see
+`service_chart`), IOC or not; a folder with only an `ioc-instance:` block in its values gets
+berth's bundled chart. Every verb is a few `helm`/`kubectl` calls with argv lists; answers are
+read as JSON. `ps` makes two calls for the whole namespace however many services run in it.
+Start/stop of a bundled-chart release go through its `enabled` value (replicas 1/0) so Helm
+stays the owner of the desired state; other releases are scaled with kubectl, as `ec` does.
 """
 
 from __future__ import annotations
@@ -16,15 +19,22 @@ from pathlib import Path
 from typing import Any
 
 from berth.deploy import InstanceStatus, Release
-from berth.deploy.kube.chart import CHART_NAME, chart_copy, service_values, values_file
+from berth.deploy.kube.chart import (
+    CHART_NAME,
+    bundled_chart_label,
+    chart_copy,
+    service_values,
+    values_file,
+)
 from berth.deploy.kube.checkout import checkout, commit_of
+from berth.deploy.kube.service_chart import has_own_chart, prepared_chart
 from berth.deploy.logs import LogQuery, relay
 from berth.deploy.services import Service, ServicesRepo
-from berth.errors import BerthError
+from berth.errors import BerthError, Problem
 from berth.tools import iso, parse_time, run, run_interactive, run_json
 
 LOCAL_VERSION = "local"  # app version of a release made from a working copy
-CONTAINER = "ioc"  # the IOC's container in the chart's pod
+WORKLOADS = "statefulsets,deployments,daemonsets,pods"
 HELM_LIST_MAX = "10000"  # helm list returns 256 releases unless told otherwise
 
 
@@ -53,17 +63,33 @@ class K8sBackend:
     def pod(service: str) -> str:
         return f"{service}-0"  # the StatefulSet's only pod
 
+    def _helm_argv(self, stack: ExitStack, verb: list[str], repo: ServicesRepo, service: str,
+                   version: str, commit: str | None) -> list[str]:
+        """`helm VERB NAME CHART …` for one service, its own chart or berth's bundled one,
+        prepared in temporary folders that live as long as `stack`."""
+        found = _service_at(repo, service, version)
+        if has_own_chart(found):
+            app_version = None if version == LOCAL_VERSION and verb == ["template"] else version
+            commit_args = ["--set-string", f"global.commitHash={commit}"] if commit else []
+            chart = stack.enter_context(prepared_chart(found, repo.root, app_version))
+            return ["helm", *verb, service, str(chart.path), *self.ns, *chart.values,
+                    *commit_args]
+        values = service_values(found, commit)
+        copy = stack.enter_context(chart_copy(version))
+        file = stack.enter_context(values_file(values))
+        return ["helm", *verb, service, str(copy), *self.ns, "--values", str(file)]
+
+    def _helm(self, verb: list[str], repo: ServicesRepo, service: str, version: str,
+              commit: str | None) -> str:
+        with ExitStack() as stack:
+            return run(self._helm_argv(stack, verb, repo, service, version, commit))
+
     def _helm_upgrade(self, repo: ServicesRepo, service: str, version: str,
                       commit: str | None) -> None:
-        values = service_values(_service_at(repo, service, version), commit)
-        with chart_copy(version) as chart, values_file(values) as file:
-            run(["helm", "upgrade", "--install", service, str(chart), *self.ns,
-                 "--values", str(file)])
+        self._helm(["upgrade", "--install"], repo, service, version, commit)
 
     def _render(self, repo: ServicesRepo, service: str, version: str) -> str:
-        values = service_values(_service_at(repo, service, version))
-        with chart_copy(version) as chart, values_file(values) as file:
-            return run(["helm", "template", service, str(chart), *self.ns, "--values", str(file)])
+        return self._helm(["template"], repo, service, version, None)
 
     def _latest(self, repo: ServicesRepo, service: str) -> str:
         versions = repo.versions(service)
@@ -87,6 +113,11 @@ class K8sBackend:
         version = str(history[-1].get("app_version") or LOCAL_VERSION) if history else None
         if version is None:
             raise BerthError(f"'{service}' is not deployed in {self._where()}")
+        if history[-1].get("chart") != bundled_chart_label():
+            # a chart berth does not know the values of: scale its workloads, as ec does
+            run(["kubectl", "scale", "statefulset,deployment", *self.ns, "-l", f"app={service}",
+                 f"--replicas={int(enabled)}"])
+            return
         with chart_copy(version) as chart:
             run(["helm", "upgrade", service, str(chart), *self.ns, "--reuse-values",
                  "--set", f"enabled={str(enabled).lower()}"])
@@ -124,7 +155,7 @@ class K8sBackend:
         run(["helm", "uninstall", service, *self.ns])
 
     def logs(self, service: str, query: LogQuery = LogQuery()) -> int:
-        argv = ["kubectl", "logs", self.pod(service), *self.ns, "-c", CONTAINER]
+        argv = ["kubectl", "logs", self.pod(service), *self.ns, "-c", service]
         argv += ["--follow"] * query.follow + ["--previous"] * query.previous
         return relay(argv + query.engine_flags())
 
@@ -133,10 +164,10 @@ class K8sBackend:
 
     def attach(self, service: str) -> int:
         return run_interactive(["kubectl", "attach", self.pod(service), *self.ns, "-c",
-                                CONTAINER, *self._terminal()])
+                                service, *self._terminal()])
 
     def exec(self, service: str, command: Sequence[str]) -> int:
-        return run_interactive(["kubectl", "exec", self.pod(service), *self.ns, "-c", CONTAINER,
+        return run_interactive(["kubectl", "exec", self.pod(service), *self.ns, "-c", service,
                                 *self._terminal(), "--", *(list(command) or ["bash"])])
 
     def history(self, service: str) -> list[Release]:
@@ -178,54 +209,83 @@ class K8sBackend:
             return self._render(tagged, service, version)
 
     def up(self) -> list[Release]:
-        """Deploy every IOC of the repository at its latest version (working copy if untagged)."""
+        """Deploy every service of the repository at its latest version (working copy if
+        untagged). Every chart is prepared first: a chart missing for any service is
+        reported, with all the others, before anything is installed."""
         repo = self.repo()
-        released: list[Release] = []
+        planned: list[tuple[list[str], Release]] = []
+        problems: list[Problem] = []
         with ExitStack() as stack:
             trees: dict[str, ServicesRepo] = {}
-            for name in repo.iocs:
+            for name in repo.services:
                 versions = repo.versions(name)
-                if not versions:
-                    self._helm_upgrade(repo, name, LOCAL_VERSION, None)
-                    released.append(Release(name, LOCAL_VERSION, iso(datetime.now(UTC)), True,
-                                            "local working copy"))
+                tag = versions[-1] if versions else None
+                try:
+                    if tag is None:
+                        argv = self._helm_argv(stack, ["upgrade", "--install"], repo, name,
+                                               LOCAL_VERSION, None)
+                    else:
+                        if tag not in trees:  # one extraction per tag, shared by its services
+                            trees[tag] = stack.enter_context(checkout(repo, tag))
+                        argv = self._helm_argv(stack, ["upgrade", "--install"], trees[tag],
+                                               name, tag, commit_of(repo, tag))
+                except BerthError as exc:
+                    problems += exc.problems
                     continue
-                tag = versions[-1]
-                if tag not in trees:  # one extraction per tag, shared by its services
-                    trees[tag] = stack.enter_context(checkout(repo, tag))
-                self._helm_upgrade(trees[tag], name, tag, commit_of(repo, tag))
-                released.append(Release(name, tag, iso(datetime.now(UTC)), True))
-        return released
+                note = "" if tag else "local working copy"
+                planned.append((argv, Release(name, tag or LOCAL_VERSION, "", True, note)))
+            if problems:
+                raise BerthError([*problems, Problem(
+                    f"nothing deployed: {len(problems)} problem(s) in the services' charts")])
+            for argv, release in planned:
+                run(argv)
+                release.deployed_at = iso(datetime.now(UTC))
+        return [release for _, release in planned]
 
     def down(self) -> None:
-        """Uninstall every ioc-instance release of the namespace, in one helm call."""
+        """Uninstall, in one helm call, every release of the namespace that is a service of the
+        repository (with -r) or made from berth's bundled chart."""
+        services = set(self.repo().services) if self.repo_path is not None else set()
         names = [r["name"] for r in self._releases()
-                 if str(r.get("chart", "")).startswith(f"{CHART_NAME}-")]
+                 if r["name"] in services or r.get("chart") == bundled_chart_label()]
         if names:
             run(["helm", "uninstall", *names, *self.ns])
 
     def ps(self) -> list[InstanceStatus]:
-        objects = run_json(["kubectl", "get", "statefulsets,pods", *self.ns, "-l", "ioc=true",
-                            "-o", "json"]) or {}
+        """Every release of the namespace (and, with -r, every service of the repository):
+        IOCs with their pod's state, other services with their workloads' state."""
+        objects = run_json(["kubectl", "get", WORKLOADS, *self.ns, "-o", "json"]) or {}
         releases = {r["name"]: r for r in self._releases()}
-        sets: dict[str, dict[str, Any]] = {}
+        iocs: dict[str, dict[str, Any]] = {}
         pods: dict[str, dict[str, Any]] = {}
+        workloads: dict[str, list[dict[str, Any]]] = {}
         for item in objects.get("items", []):
-            name = item.get("metadata", {}).get("labels", {}).get("app") or \
-                item.get("metadata", {}).get("name", "")
-            if item.get("kind") == "StatefulSet":
-                sets[name] = item
-            elif item.get("kind") == "Pod":
-                pods[name] = item
+            meta = item.get("metadata", {})
+            labels = meta.get("labels") or {}
+            if item.get("kind") == "Pod":
+                if labels.get("ioc") == "true":
+                    pods[str(labels.get("app", ""))] = item
+                continue
+            if item.get("kind") == "StatefulSet" and labels.get("ioc") == "true":
+                iocs[str(labels.get("app") or meta.get("name", ""))] = item
+                continue
+            owner = (meta.get("annotations") or {}).get("meta.helm.sh/release-name") or \
+                labels.get("app.kubernetes.io/instance") or labels.get("app") or meta.get("name")
+            workloads.setdefault(str(owner), []).append(item)
         now = time.time()
         rows = {name: _status(name, sts, pods.get(name), releases.get(name), now)
-                for name, sts in sets.items()}
+                for name, sts in iocs.items()}
         for name, release in releases.items():
-            if name not in rows and str(release.get("chart", "")).startswith(f"{CHART_NAME}-"):
+            if name in rows:
+                continue
+            if name in workloads or not str(release.get("chart", "")).startswith(
+                    f"{CHART_NAME}-"):
+                rows[name] = _service_status(name, workloads.get(name, []), release)
+            else:  # an IOC release without its StatefulSet
                 rows[name] = InstanceStatus(name, "not deployed", _version(release, None),
                                             reason=f"helm release is {release.get('status')}")
         if self.repo_path is not None:
-            for name in self.repo().iocs:
+            for name in self.repo().services:
                 rows.setdefault(name, InstanceStatus(name, "not deployed"))
         return [rows[name] for name in sorted(rows)]
 
@@ -261,7 +321,7 @@ def _status(name: str, sts: dict[str, Any], pod: dict[str, Any] | None,
     row.extra["node"] = pod.get("spec", {}).get("nodeName")
     statuses = pod.get("status", {}).get("containerStatuses") or []
     first = statuses[0] if statuses else None
-    ioc = next((c for c in statuses if c.get("name") == CONTAINER), first)
+    ioc = next((c for c in statuses if c.get("name") in (name, "ioc")), first)
     if ioc is None:
         row.reason = row.reason or str(pod.get("status", {}).get("phase", "Pending"))
         return row
@@ -284,4 +344,31 @@ def _status(name: str, sts: dict[str, Any], pod: dict[str, Any] | None,
         row.state = "crashed"
         term = state["terminated"]
         row.reason = f"{term.get('reason', 'terminated')} (exit {term.get('exitCode')})"
+    return row
+
+
+def _ready(item: dict[str, Any]) -> tuple[int, int]:
+    """(ready, wanted) pods of a Deployment, StatefulSet or DaemonSet."""
+    status = item.get("status") or {}
+    if item.get("kind") == "DaemonSet":
+        return int(status.get("numberReady", 0)), int(status.get("desiredNumberScheduled", 0))
+    return int(status.get("readyReplicas", 0)), int((item.get("spec") or {}).get("replicas", 1))
+
+
+def _service_status(name: str, items: list[dict[str, Any]],
+                    release: dict[str, Any] | None) -> InstanceStatus:
+    """One `ps` row for a service that is not an IOC: the state of its workloads together."""
+    row = InstanceStatus(name, "running", _version(release, None))
+    if release and release.get("status") not in (None, "deployed"):
+        row.state, row.reason = "crashed", f"helm release is {release['status']}"
+    counts = {f"{i.get('kind')}/{i.get('metadata', {}).get('name')}": _ready(i) for i in items}
+    row.extra["workloads"] = {k: f"{ready}/{wanted}" for k, (ready, wanted) in counts.items()}
+    if release:
+        row.extra["chart"] = release.get("chart")
+    if not counts:
+        row.reason = row.reason or "no workloads (only other resources)"
+    elif all(wanted == 0 for _, wanted in counts.values()):
+        row.state = "stopped"
+    elif row.state == "running" and any(ready < wanted for ready, wanted in counts.values()):
+        row.state, row.reason = "starting", "not all pods ready"
     return row

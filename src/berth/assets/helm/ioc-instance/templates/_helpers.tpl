@@ -57,3 +57,12 @@ exec:
 {{ toYaml $defaults }}
 {{- end -}}
 {{- end -}}
+
+
+{{/* A side container's securityContext: the IOC's hardened one, each key the container sets
+     replacing it (key by key, so `readOnlyRootFilesystem: false` counts, which merge loses). */}}
+{{- define "ioc.hardened" -}}
+{{- $context := deepCopy (index . 0) -}}
+{{- range $key, $value := ((index . 1).securityContext | default dict) }}{{ $_ := set $context $key $value }}{{ end -}}
+{{- toYaml $context -}}
+{{- end -}}
