@@ -79,8 +79,6 @@ def generate_autosave(subst: Path, runtime_dir: Path, req_dir: Path, support_dir
     """Steps 1-3 for `subst` (normally `<runtime_dir>/ioc.subst`); returns the files written.
     Stale `autosave_<kind>.*` files of an earlier run are removed (ibek regenerates into an
     emptied runtime folder)."""
-    from berth.epics.substitutions import expand_substitutions
-
     try:
         link_request_templates(req_dir, support_dir, config_dir)
     except OSError as exc:
@@ -95,6 +93,8 @@ def generate_autosave(subst: Path, runtime_dir: Path, req_dir: Path, support_dir
             for stale in (subst_out, req_out):
                 stale.unlink(missing_ok=True)
             continue
+        from berth.epics.substitutions import expand_substitutions
+
         atomic_write(subst_out, texts[kind])
         atomic_write(req_out, expand_substitutions(subst_out, [req_dir], {}, warnings=[]))
         written += [subst_out, req_out]
