@@ -143,3 +143,33 @@ def test_empty_ioc_and_runtime_dir_are_honoured(corpus: Path, tmp_path: Path) ->
     assert "dbLoadRecords /ioc.db\n" in out.st_cmd
     unset = GenerateOptions.from_env({"IOC_NAME": "X"})
     assert (unset.ioc_dir, unset.runtime_dir) == ("/epics/ioc", "/epics/runtime")
+
+
+# -- .pvi.template: pvi's merge of included devices --------------------------------------------
+
+_RECORD = re.compile(r'record\("[^"]*", "([^"]*)"\) \{\s*info\(Q:group, \{\s*"[^"]*": \{'
+                     r'(.*?)\n    \}\)', re.S)
+_FIELD = re.compile(r'"(pvi\.[^"]+)": \{')
+
+
+def record_fields(text: str) -> set[tuple[str, str]]:
+    """(record, PVI field) pairs of a .pvi.template (ibek repeats some; a set is the
+    comparison)."""
+    return {(m[1], f) for m in _RECORD.finditer(text) for f in _FIELD.findall(m[2])}
+
+
+@pytest.mark.parametrize(("device", "module"), [("simDetector", "ADSimDetector"),
+                                                ("NDROIStat", "ADCore")])
+def test_pvi_template_fields_equal_ibeks(corpus: Path, device: str, module: str) -> None:
+    """ibek_4.6.2/pvi/: ibek's templates for pvi/sim.ibek.ioc.yaml. simDetector's five
+    Manufacturer/Model/... readbacks are hidden by NDArrayBase's IgnoredComponents;
+    NDROIStat keeps its Reset group's ResetAll."""
+    from berth.screens import load_device, render_pvi_template
+
+    search = sorted({p.parent for p in (corpus / "ibek-support").glob("*/*.pvi.device.yaml")})
+    loaded = load_device(corpus / "ibek-support" / module / f"{device}.pvi.device.yaml",
+                         search)
+    ours = record_fields(render_pvi_template(loaded, "$(P)$(R)", "pvi"))
+    theirs = record_fields((IBEK_OUT / "pvi" / f"{device}.pvi.template").read_text())
+    assert len(theirs) > 150
+    assert ours == theirs
