@@ -365,6 +365,7 @@ class DeviceLoader:
     def __init__(self, search: list[Path]):
         self.search = [Path(p) for p in search]
         self._cache: dict[Path, Device] = {}
+        self._flat_cache: dict[Path, list[Component]] = {}  # included devices, unmerged
         self._loading: list[Path] = []
         self.probes: list[tuple[str, bool]] = []
         self.files: list[Path] = []
@@ -418,13 +419,18 @@ class DeviceLoader:
         if found in self._loading:
             chain = " -> ".join(p.name for p in [*self._loading, found])
             raise error(f"devices include each other in a loop: {chain}", found)
+        cached = self._flat_cache.get(found)
+        if cached is not None:
+            return list(cached)  # (merging never changes the components it is given)
         self._loading.append(found)
         if found not in self.files:
             self.files.append(found)
         try:
-            return self._flat(found)[0]
+            flat = self._flat(found)[0]
         finally:
             self._loading.pop()
+        self._flat_cache[found] = flat
+        return list(flat)
 
     def _splice(self, items: list[Component | _Include], search: list[Path]
                 ) -> list[Component]:
