@@ -136,9 +136,9 @@ def generate(instance_files: list[Path], defs: list[Path], options: GenerateOpti
 
     problems: list[Problem] = []
     docs = [(p, _load_instance(p, i == 0, problems)) for i, p in enumerate(instance_files)]
-    if problems:
-        raise BerthError(problems)
     main_doc = docs[0][1]
+    if any(doc is None for _p, doc in docs) or "ioc_name" not in (main_doc or {}):
+        raise BerthError(problems)
     assert main_doc is not None
     ioc_name = _ioc_name(renderer, main_doc)
     renderer.ioc_name = ioc_name
@@ -150,6 +150,10 @@ def generate(instance_files: list[Path], defs: list[Path], options: GenerateOpti
         tops.append(build.check_top(doc))
     if build.unknown:
         build.problems.insert(0, build.unknown_types_problem())
+    # the files' own mistakes (an unknown key...) come first, with the entities' (as ibek)
+    build.problems[:0] = problems
+    if problems:
+        raise BerthError(build.problems)
 
     # 2. render top-level entities in order (ids registered as they come)
     top_entities: list[Entity | tuple[YDict, str, str]] = []

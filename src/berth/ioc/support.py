@@ -340,6 +340,10 @@ def _read_model(chk: Checker, module: str, raw: Any, seq: YList, index: int
         pmap = chk.mapping(params, spec, "parameters", f"'parameters' of {label}")
         for pname, pspec in (pmap or {}).items():
             param = _read_param(chk, str(pname), pspec, pmap, label)  # type: ignore[arg-type]
+            if param is not None and param.name == "type":
+                # ibek's entity class replaces such a parameter by its own `type` key (the
+                # entity type), so it can never be given: ADCore.NDAttributes has one
+                continue
             if param is not None:
                 model.parameters[param.name] = param
                 if param.type == "id" and model.id_param is None:

@@ -215,6 +215,21 @@ def _generate(launch: Launch, options: RunOptions, ioc_dir: Path) -> None:
         (options.runtime_dir / "wait_list.yaml").unlink(missing_ok=True)
 
 
+def _ibek_runtime_steps(launch: Launch, options: RunOptions) -> None:
+    """What ioc-template's start.sh runs after `ibek runtime generate2`: place-files, then
+    generate-autosave (request templates linked in $EPICS_ROOT/autosave as ibek does; the
+    embedded soft IOC, outside any Generic IOC, keeps them in <runtime>/autosave)."""
+    from berth.ioc.autosave_req import generate_autosave
+    from berth.ioc.place import place_files
+
+    root = paths.epics_root(launch.base_env)
+    runtime = options.runtime_dir
+    place_files(options.config_dir, runtime)
+    req_dir = runtime / "autosave" if launch.embedded else root / "autosave"
+    generate_autosave(runtime / "ioc.subst", runtime, req_dir, root / "support",
+                      options.config_dir)
+
+
 def _check_console_free(socket_path: Path) -> None:
     if not socket_path.exists():
         return
@@ -354,6 +369,7 @@ def build(launch: Launch) -> None:
     runtime = options.runtime_dir
     if launch.instance is not None and launch.ioc_dir is not None:
         _generate(launch, options, launch.ioc_dir)
+        _ibek_runtime_steps(launch, options)
     if launch.subst is not None and launch.subst.is_file():
         _expand_subst(launch.subst, runtime / "ioc.db", launch.include, options.strict)
     wait_list = runtime / "wait_list.yaml"

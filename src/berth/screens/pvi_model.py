@@ -365,6 +365,7 @@ class DeviceLoader:
     def __init__(self, search: list[Path]):
         self.search = [Path(p) for p in search]
         self._cache: dict[Path, Device] = {}
+        self._flat_cache: dict[Path, list[Component]] = {}  # included devices, unmerged
         self._loading: list[Path] = []
         self.probes: list[tuple[str, bool]] = []
         self.files: list[Path] = []
@@ -390,6 +391,14 @@ class DeviceLoader:
         return device
 
     def _load(self, path: Path) -> Device:
+        children, label, parent = self._flat(path)
+        return Device(label=label, children=merge_components(children), file=path,
+                      parent=parent)
+
+    def _flat(self, path: Path) -> tuple[list[Component], str, str | None]:
+        """A device's components with its includes and parent spliced in where pvi puts them
+        (an include in its place, the parent last), not yet merged: pvi merges once, for the
+        device it formats."""
         reader = _Reader(path)
         label, parent, raw_children = reader.device(load_yaml(path))
         pending = reader.components(raw_children, "children")
@@ -397,63 +406,97 @@ class DeviceLoader:
             raise BerthError(reader.problems)
         # The device's own folder is searched first, then the caller's path.
         search_here = [path.parent, *[p for p in self.search if p.resolve() != path.parent]]
-        children = self._resolve(pending, path, search_here)
+        children = self._splice(pending, search_here)
         if parent:
-            parent_path = find_device_file(parent, search_here, self.probes)
-            if parent_path is not None:
-                children = merge_components(children, self.load(parent_path).children)
-        return Device(label=label, children=children, file=path, parent=parent)
+            children += self._included(parent, search_here)
+        return children, label, parent
 
-    def _resolve(self, items: list[Component | _Include], path: Path,
-                 search: list[Path]) -> list[Component]:
+    def _included(self, name: str, search: list[Path]) -> list[Component]:
+        found = find_device_file(name, search, self.probes)
+        if found is None:
+            return []
+        found = found.resolve()
+        if found in self._loading:
+            chain = " -> ".join(p.name for p in [*self._loading, found])
+            raise error(f"devices include each other in a loop: {chain}", found)
+        cached = self._flat_cache.get(found)
+        if cached is not None:
+            return list(cached)  # (merging never changes the components it is given)
+        self._loading.append(found)
+        if found not in self.files:
+            self.files.append(found)
+        try:
+            flat = self._flat(found)[0]
+        finally:
+            self._loading.pop()
+        self._flat_cache[found] = flat
+        return list(flat)
+
+    def _splice(self, items: list[Component | _Include], search: list[Path]
+                ) -> list[Component]:
         out: list[Component] = []
         for item in items:
             if isinstance(item, _Include):
-                found = find_device_file(item.file_name, search, self.probes)
-                if found is not None:
-                    out = merge_components(out, self.load(found).children)
+                out += self._included(item.file_name, search)
             elif isinstance(item, _PendingGroup):
-                group = Group(item.name, item.label, item.description, item.line,
-                              item.layout, self._resolve(item.children, path, search))
-                # A group named like an included one extends it rather than repeating it.
-                out = merge_components(out, [group])
-            elif isinstance(item, Ignored):
-                # Hides a component of that name included above (or inherited later).
-                out = [c for c in out if c.name != item.name]
-                out.append(item)
+                out.append(Group(item.name, item.label, item.description, item.line,
+                                 item.layout, self._splice(item.children, search)))
             else:
                 out.append(item)
         return out
 
 
-def merge_components(own: list[Component], inherited: list[Component]) -> list[Component]:
-    """Append inherited components after the device's own; groups of the same name merge
-    (their children are added to the existing group) and an own component wins over an
-    inherited one of the same name."""
-    out = list(own)
-    index = {c.name: i for i, c in enumerate(out)}
-    for item in inherited:
-        at = index.get(item.name)
-        if at is None:
-            if not _has_name(out, item.name):
-                index[item.name] = len(out)
-                out.append(item)
+def merge_components(components: list[Component]) -> list[Component]:
+    """pvi's merge of a device's spliced components (read from pvi 0.14, which ibek 4.6.2
+    uses): top-level groups of one name become one, a later child replacing an earlier one
+    of its name in place (so a base device's IgnoredComponent hides the driver's signal); a
+    new group drops children equal to one already in another group; a non-group named like a
+    group replaces it; other components are kept as they come."""
+    merged: list[Component] = []
+    groups: dict[str, tuple[Group, int]] = {}
+    for comp in components:
+        known = groups.get(comp.name)
+        if not isinstance(comp, Group):
+            if known is not None:
+                merged[known[1]] = comp
+            else:
+                merged.append(comp)
             continue
-        existing = out[at]
-        if isinstance(existing, Group) and isinstance(item, Group):
-            out[at] = Group(existing.name, existing.label, existing.description, existing.line,
-                            existing.layout, merge_components(existing.children, item.children))
-    return out
+        if known is None:
+            children = [c for c in comp.children
+                        if not any(_same(c, o) for g, _ in groups.values() for o in g.children)]
+            group = Group(comp.name, comp.label, comp.description, comp.line, comp.layout,
+                          children)
+            groups[comp.name] = (group, len(merged))
+            merged.append(group)
+            continue
+        old, at = known
+        new = {c.name: c for c in comp.children}
+        children = []
+        for child in old.children:
+            dup = new.pop(child.name, None)
+            if dup is not None:
+                _check_collision(comp.name, child, dup)
+            children.append(child if dup is None else dup)
+        group = Group(old.name, old.label, old.description, old.line, old.layout,
+                      children + list(new.values()))
+        if merged[at] is old:  # (else a non-group replaced it, and it stays replaced)
+            merged[at] = group
+        groups[comp.name] = (group, at)
+    return merged
 
 
-def _has_name(components: list[Component], name: str) -> bool:
-    """True when a component of this name already sits anywhere in the tree."""
-    for component in components:
-        if component.name == name:
-            return True
-        if isinstance(component, Group) and _has_name(component.children, name):
-            return True
-    return False
+def _same(a: Component, b: Component) -> bool:
+    """Equal apart from where they were read."""
+    return type(a) is type(b) and {**vars(a), "line": 0} == {**vars(b), "line": 0}
+
+
+def _check_collision(group: str, old: Component, new: Component) -> None:
+    for attr in ("read_pv", "write_pv", "pv"):
+        a, b = getattr(old, attr, None), getattr(new, attr, None)
+        if a is not None and b is not None and a != b:
+            raise error(f"PVI group {group}: {new.name}'s {attr} {b!r} collides with {a!r} "
+                        "of the component it replaces")
 
 
 def load_device(path: Path, search: list[Path] | None = None) -> Device:

@@ -453,13 +453,25 @@ def test_screen_entry_of_a_generated_pvi_entity() -> None:
     assert bob_open_actions(files["index.bob"]) == {("testdev.pvi.bob", (("P", "BL02:"),))}
 
 
-def test_ignored_component_hides_an_included_one(tmp_path: Path) -> None:
+def test_ignored_component_hides_a_signal_of_its_group_as_pvi_does(tmp_path: Path) -> None:
+    """pvi 0.14 (ibek 4.6.2) merges groups of one name, a later child replacing an earlier one:
+    a base device's IgnoredComponent hides the driver's signal (ADCore's NDArrayBase hides
+    ADDriver's Manufacturer...). A top-level one hides nothing; both checked with pvi itself."""
     (tmp_path / "base.pvi.device.yaml").write_text(
         "label: Base\nchildren:\n"
         "  - {type: SignalR, name: Kept, read_pv: $(P)Kept}\n"
-        "  - {type: SignalR, name: Hidden, read_pv: $(P)Hidden}\n")
+        "  - {type: SignalR, name: Shown, read_pv: $(P)Shown}\n"
+        "  - type: Group\n    name: Info\n    layout: {type: Grid}\n    children:\n"
+        "      - {type: IgnoredComponent, name: Model}\n")
     (tmp_path / "top.pvi.device.yaml").write_text(
-        "label: Top\nchildren:\n  - {type: Include, file_name: base}\n"
-        "  - {type: IgnoredComponent, name: Hidden}\n")
-    files = device_screens(load_device(tmp_path / "top.pvi.device.yaml"), "bob")
-    assert bob_pvs(files["top.bob"]) == {"$(P)Kept"}
+        "label: Top\nchildren:\n"
+        "  - type: Group\n    name: Info\n    layout: {type: Grid}\n    children:\n"
+        "      - {type: SignalR, name: Model, read_pv: $(P)Model_RBV}\n"
+        "      - {type: SignalR, name: Serial, read_pv: $(P)Serial_RBV}\n"
+        "  - {type: Include, file_name: base}\n"
+        "  - {type: IgnoredComponent, name: Shown}\n")
+    device = load_device(tmp_path / "top.pvi.device.yaml")
+    files = device_screens(device, "bob")
+    assert bob_pvs(files["top.bob"]) == {"$(P)Kept", "$(P)Shown", "$(P)Serial_RBV"}
+    template = render_pvi_template(device, "$(P)", "pvi")
+    assert "Model_RBV" not in template and "$(P)Shown" in template
