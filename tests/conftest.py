@@ -85,6 +85,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     report = outcome.get_result()
     if not (report.skipped and os.environ.get("BERTH_REQUIRE_ALL") == "1"):
         return
+    if hasattr(report, "wasxfail"):  # a known open bug (strict xfail), not a missing component
+        return
     longrepr = report.longrepr
     reason = str(longrepr[-1]) if isinstance(longrepr, tuple) else str(longrepr)
     if any(allowed in reason for allowed in ALLOWED_SKIPS):
