@@ -108,10 +108,17 @@ def ca_search(name: str, targets: list[tuple[str, int]], timeout: float = 0.5) -
             offset += 16 + size
         return False
 
+    return _search(lambda _port: message, targets, timeout, found)
+
+
+def _search(message: Callable[[int], bytes], targets: list[tuple[str, int]], timeout: float,
+            found: Callable[[bytes], bool]) -> bool:
+    """Send `message(our port)` to every target; True when a reply `found` arrives in time."""
     with _udp() as sock:
+        request = message(sock.getsockname()[1])
         try:
             for target in targets:
-                sock.sendto(message, target)
+                sock.sendto(request, target)
         except OSError:
             return False
         return _await_reply(sock, timeout, found)
@@ -142,18 +149,13 @@ def pva_search(name: str, targets: list[tuple[str, int]], timeout: float = 0.5) 
             return False
         return seq == sequence and bool(hit) and search_id in ids
 
-    with _udp() as sock:
-        port = sock.getsockname()[1]
+    def message(port: int) -> bytes:  # replies come to our own port
         payload = (struct.pack("<I", sequence) + b"\0" * 4 + b"\0" * 16 + struct.pack("<H", port)
                    + b"\x01" + _pva_string("tcp") + struct.pack("<HI", 1, search_id)
                    + _pva_string(name))
-        message = struct.pack("<BBBBI", 0xCA, 2, 0, PVA_SEARCH, len(payload)) + payload
-        try:
-            for target in targets:
-                sock.sendto(message, target)
-        except OSError:
-            return False
-        return _await_reply(sock, timeout, found)
+        return struct.pack("<BBBBI", 0xCA, 2, 0, PVA_SEARCH, len(payload)) + payload
+
+    return _search(message, targets, timeout, found)
 
 
 def write_status(path: Path, status: dict[str, object]) -> None:

@@ -311,13 +311,18 @@ class Supervisor:
                 if data:
                     self._to_ioc(data)
 
-    def _builder_done(self, fd: int) -> None:
-        """The runtime folder is built (go), or its builder failed (stop with its code)."""
-        status = b""
+    def _take_message(self, fd: int, size: int) -> bytes:
+        """The one message a helper pipe carries (b"" when its writer closed it unwritten)."""
+        data = b""
         with contextlib.suppress(OSError):
-            status = os.read(fd, 1)
+            data = os.read(fd, size)
         self.selector.unregister(fd)
         os.close(fd)
+        return data
+
+    def _builder_done(self, fd: int) -> None:
+        """The runtime folder is built (go), or its builder failed (stop with its code)."""
+        status = self._take_message(fd, 1)
         code = None
         if self.builder_pid is not None:  # it exits right after reporting: reap it now
             code = self.reaped.pop(self.builder_pid, None)
@@ -372,11 +377,7 @@ class Supervisor:
         self.started_fd_open = True
 
     def _started(self, fd: int) -> None:
-        data = b""
-        with contextlib.suppress(OSError):
-            data = os.read(fd, 4096)
-        self.selector.unregister(fd)
-        os.close(fd)
+        data = self._take_message(fd, 4096)
         self.started_fd_open = False
         if data.strip():
             self._start_probe(data.decode(errors="replace").strip())
