@@ -14,10 +14,12 @@ Nothing here stops the IOC: every problem is one log line prefixed `autosave:`.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from berth.epics import autosave_file as savefile
@@ -91,8 +93,33 @@ class Database:
         self.get_field = db["dbGetField"]
         self.get_field.restype = lg
 
-    def entry(self) -> int:
-        return int(self.db.dbAllocEntry(self.pdbbase.value))
+    @contextlib.contextmanager
+    def entry(self) -> Iterator[int]:
+        """A DBENTRY for static database access, freed after use."""
+        entry = int(self.db.dbAllocEntry(self.pdbbase.value))
+        try:
+            yield entry
+        finally:
+            self.db.dbFreeEntry(entry)
+
+    def records(self, entry: int) -> Iterator[None]:
+        """Moves `entry` to each record in turn (record types, then records, in load order)."""
+        status = self.db.dbFirstRecordType(entry)
+        while status == 0:
+            rec = self.db.dbFirstRecord(entry)
+            while rec == 0:
+                yield
+                rec = self.db.dbNextRecord(entry)
+            status = self.db.dbNextRecordType(entry)
+
+    def first_record(self) -> str | None:
+        """The name of one record of the loaded database (None when none is loaded)."""
+        if not self.pdbbase.value:
+            return None
+        with self.entry() as entry:
+            for _ in self.records(entry):
+                return str(self.db.dbGetRecordName(entry).decode())
+        return None
 
     def put_static(self, entry: int, pv: str, value: str) -> str | None:
         """Pass 0: the value into the record's field before it initialises; an error or None."""
@@ -129,20 +156,13 @@ class Database:
 
     def info_fields(self, info_name: str) -> list[str]:
         """`rec.FIELD` for each field an `info(<info_name>, "F1 F2")` tag names, in load order."""
-        db, entry, pvs = self.db, self.entry(), []
-        try:
-            status = db.dbFirstRecordType(entry)
-            while status == 0:
-                rec = db.dbFirstRecord(entry)
-                while rec == 0:
-                    if not db.dbIsAlias(entry) and db.dbFindInfo(entry, info_name.encode()) == 0:
-                        name = db.dbGetRecordName(entry).decode()
-                        fields = (db.dbGetInfoString(entry) or b"").decode()
-                        pvs += [f"{name}.{f}" for f in fields.split()]
-                    rec = db.dbNextRecord(entry)
-                status = db.dbNextRecordType(entry)
-        finally:
-            db.dbFreeEntry(entry)
+        db, pvs = self.db, []
+        with self.entry() as entry:
+            for _ in self.records(entry):
+                if not db.dbIsAlias(entry) and db.dbFindInfo(entry, info_name.encode()) == 0:
+                    name = db.dbGetRecordName(entry).decode()
+                    fields = (db.dbGetInfoString(entry) or b"").decode()
+                    pvs += [f"{name}.{f}" for f in fields.split()]
         return pvs
 
 
@@ -397,8 +417,8 @@ class Autosave:
         self.db.put_field(f"{p}SR_statusStr", message)
 
     def _pass0(self, entries: list[tuple[str, savefile.Value]]) -> tuple[int, list[str]]:
-        entry, done, failed = self.db.entry(), 0, []
-        try:
+        done, failed = 0, []
+        with self.db.entry() as entry:
             for pv, value in entries:
                 if isinstance(value, list):
                     continue  # arrays have no storage before record init: pass 1 only
@@ -407,13 +427,11 @@ class Autosave:
                     done += 1
                 else:
                     failed.append(f"{pv} ({why})")
-        finally:
-            self.db.db.dbFreeEntry(entry)
         return done, failed
 
     def _pass1(self, entries: list[tuple[str, savefile.Value]]) -> tuple[int, list[str]]:
-        done, failed, entry = 0, [], self.db.entry()
-        try:
+        done, failed = 0, []
+        with self.db.entry() as entry:
             for pv, value in entries:
                 addr = self.db.address(pv)
                 if addr is None:
@@ -435,8 +453,6 @@ class Autosave:
                     done += 1
                 else:
                     failed.append(f"{pv} (the value is refused)")
-        finally:
-            self.db.db.dbFreeEntry(entry)
         return done, failed
 
     # ---- save sets ----------------------------------------------------------------------

@@ -233,31 +233,3 @@ class Prober:
             phase, last = new_phase, answers
             delay = self.RECHECK if phase == READY else min(delay * 2, 2.0)
             time.sleep(delay)
-
-
-def any_record_name(db_core: object) -> str | None:
-    """One record of the IOC running in this process (dbStaticLib through ctypes), or None."""
-    import ctypes
-
-    lib: ctypes.CDLL = db_core  # type: ignore[assignment]
-    lib.dbAllocEntry.restype = ctypes.c_void_p
-    lib.dbAllocEntry.argtypes = [ctypes.c_void_p]
-    for fn in ("dbFirstRecordType", "dbNextRecordType", "dbFirstRecord"):
-        getattr(lib, fn).argtypes = [ctypes.c_void_p]
-    lib.dbGetRecordName.restype = ctypes.c_char_p
-    lib.dbGetRecordName.argtypes = [ctypes.c_void_p]
-    lib.dbFreeEntry.argtypes = [ctypes.c_void_p]
-    pdbbase = ctypes.c_void_p.in_dll(lib, "pdbbase")
-    if not pdbbase.value:
-        return None
-    entry = lib.dbAllocEntry(pdbbase.value)
-    try:
-        status = lib.dbFirstRecordType(entry)
-        while status == 0:
-            if lib.dbFirstRecord(entry) == 0:
-                name = lib.dbGetRecordName(entry)
-                return name.decode() if name else None
-            status = lib.dbNextRecordType(entry)
-        return None
-    finally:
-        lib.dbFreeEntry(entry)

@@ -95,10 +95,10 @@ def _run_embedded(startup: Path, err_fd: int, go_fd: int | None, pv_fd: int) -> 
         os.write(err_fd, message)
         sys.stdout.flush()
         os._exit(EXIT_STARTUP_FAILED)
-    from berth.run.ready import any_record_name
+    from berth.epics.autosave import Database
 
     # start-up (with its iocInit) is done: tell the parent which PV to probe
-    _write_all(pv_fd, f"{any_record_name(ioc.libs.db_core) or ''}\n".encode())
+    _write_all(pv_fd, f"{Database(ioc.libs).first_record() or ''}\n".encode())
     os.close(pv_fd)
 
     import threading

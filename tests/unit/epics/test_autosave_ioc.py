@@ -5,19 +5,13 @@ from __future__ import annotations
 
 import os
 import random
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
-
-from berth import paths
-from berth.epics import autosave_file as sav
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "run"))
-from test_autosave_file import strict_parse  # noqa: E402
-from test_run import (  # noqa: E402
+from test_autosave_file import strict_parse
+from test_run import (
     Ioc,
     ca_read,
     ca_write,
@@ -28,6 +22,9 @@ from test_run import (  # noqa: E402
     unique_prefix,
     wait_until,
 )
+
+from berth import paths
+from berth.epics import autosave_file as sav
 
 __all__ = ["iocs", "loopback_epics"]  # fixtures
 
