@@ -162,3 +162,43 @@ def find_instance_files(config: Path) -> list[Path]:
                      "top-level 'entities:' key", config)
     runtime = config / "runtime.yaml"
     return [main, runtime] if runtime.is_file() else [main]
+
+
+# -- private folders (sockets) ----------------------------------------------------------------
+
+
+def private_dir(path: Path, levels: int = 1) -> Path:
+    """Make `path` a folder only this user can enter, creating it (and missing parents) with
+    mode 0700, and check its last `levels` components: each must be a real folder (not a
+    symlink) owned by this user, which berth then keeps at mode 0700. Someone else's folder is
+    refused: whoever owns the folder of a socket can capture or replace it."""
+    import contextlib
+
+    path = Path(path)
+    checked = [path, *list(path.parents)[: max(levels, 1) - 1]]
+    for folder in reversed([path, *path.parents]):
+        if not os.path.lexists(folder):
+            with contextlib.suppress(FileExistsError):  # a concurrent berth's: checked below
+                os.mkdir(folder, 0o700)
+    for folder in reversed(checked):
+        _check_private(folder)
+    return path
+
+
+def _check_private(folder: Path) -> None:
+    import stat
+
+    try:
+        info = os.lstat(folder)
+    except OSError as exc:
+        raise _error(f"cannot use this folder for sockets: {exc.strerror}", folder) from None
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise _error("refusing to use this for sockets: it is a symbolic link or not a folder "
+                     "(remove it)", folder)
+    if info.st_uid != os.getuid():
+        raise _error(f"refusing to use this socket folder: it belongs to uid {info.st_uid}, "
+                     f"not to you (uid {os.getuid()}); another user could capture or replace "
+                     "the sockets in it (remove it, or use a state folder with a shorter path)",
+                     folder)
+    if stat.S_IMODE(info.st_mode) != 0o700:
+        os.chmod(folder, 0o700)  # ours, made by an older berth with the umask's mode

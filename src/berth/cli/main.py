@@ -188,8 +188,21 @@ def main(argv: list[str] | None = None) -> None:
         app(args=args, prog_name="berth", standalone_mode=True)
     except BerthError as err:
         sys.exit(report(err))
+    except OSError as exc:
+        if exc.errno not in DISK_TROUBLE:
+            raise
+        sys.exit(report(BerthError(disk_problem(exc))))
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+# What the file system refuses (full, read-only, not ours): the user's to fix, in one line.
+DISK_TROUBLE = {28, 30, 13, 1, 122}  # ENOSPC, EROFS, EACCES, EPERM, EDQUOT
+
+
+def disk_problem(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}; nothing more was changed"
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Layout under the state dir (`BERTH_STATE_DIR`, else `$XDG_STATE_HOME/berth`, els
     state.json                      desired state: per instance its repository, release history,
                                     current release, started?, pinned (by a rollback)?
     lock                            fcntl lock serialising berth commands
+    supervisor.lock                 held by the running supervisord for its lifetime
     supervisord.conf, programs/     generated supervisord configuration
     supervisord.log, .pid, .sock    the supervisor itself
     releases/<name>/<version>/      immutable release folders (read-only)
@@ -23,6 +24,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -32,8 +34,11 @@ from typing import Any
 from berth.deploy import Release
 from berth.errors import BerthError, Location, Problem
 from berth.fsutil import atomic_write
+from berth.paths import private_dir
 
 SUN_PATH_MAX = 107  # bytes in a Unix socket address, without the final NUL
+# An instance name the local backend can use: it becomes a supervisord section and file names.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def default_state_dir() -> Path:
@@ -169,6 +174,11 @@ class StateDir:
         return self.root / "lock"
 
     @property
+    def supervisor_lock(self) -> Path:
+        """Held by the running supervisor for its whole life (`local.guard`)."""
+        return self.root / "supervisor.lock"
+
+    @property
     def supervisor_conf(self) -> Path:
         return self.root / "supervisord.conf"
 
@@ -184,13 +194,33 @@ class StateDir:
 
     @property
     def socket_dir(self) -> Path:
-        """`<state>/run`, or a short folder under /tmp when that path is too long for sockets
-        (a console socket name adds up to ~70 bytes)."""
+        """Where the sockets are: `<state>/run`, or when that path is too long for sockets (a
+        console socket name adds up to ~70 bytes) a short per-user folder under
+        $XDG_RUNTIME_DIR, else under /tmp. An existing one is checked to be private to this
+        user (`paths.private_dir`); `make_socket_dir` creates it."""
+        folder, levels = self._socket_dir()
+        if os.path.lexists(folder):
+            private_dir(folder, levels)
+        elif levels > 1 and os.path.lexists(folder.parent):
+            private_dir(folder.parent)
+        return folder
+
+    def make_socket_dir(self) -> Path:
+        folder, levels = self._socket_dir()
+        return private_dir(folder, levels)
+
+    def _socket_dir(self) -> tuple[Path, int]:
+        """The socket folder and how many of its trailing components berth owns."""
         run = self.root / "run"
         if len(os.fsencode(run)) + 70 <= SUN_PATH_MAX:
-            return run
+            return run, 1
         digest = hashlib.sha1(os.fsencode(self.root)).hexdigest()[:12]
-        return Path("/tmp") / f"berth-{os.getuid()}" / digest
+        runtime = os.environ.get("XDG_RUNTIME_DIR")
+        if runtime and os.path.isabs(runtime):
+            short = Path(runtime) / "berth" / digest
+            if len(os.fsencode(short)) + 70 <= SUN_PATH_MAX:
+                return short, 2
+        return Path("/tmp") / f"berth-{os.getuid()}" / digest, 2
 
     @property
     def supervisor_socket(self) -> Path:
@@ -205,15 +235,29 @@ class StateDir:
             return {}
         try:
             data = json.loads(self.state_file.read_text())
-            return {
-                name: InstanceState.from_json(item)
-                for name, item in data.get("instances", {}).items()
-            }
-        except (ValueError, KeyError, TypeError) as exc:
-            raise BerthError(
-                Problem(f"corrupt state file ({exc}); move it away to start afresh",
-                        Location(self.state_file))
-            ) from None
+        except ValueError as exc:
+            raise self._corrupt(f"not JSON: {exc}") from None
+        except OSError as exc:
+            raise BerthError(Problem(f"cannot read the state file: {exc.strerror}",
+                                     Location(self.state_file))) from None
+        table = data.get("instances", {}) if isinstance(data, dict) else None
+        if not isinstance(table, dict):
+            raise self._corrupt("expected an object {\"instances\": {NAME: {...}}}")
+        found = {}
+        for name, item in table.items():
+            if not SAFE_NAME.match(name) or not isinstance(item, dict) or \
+                    item.get("name") != name:
+                raise self._corrupt(f"instance {name!r} has a name berth cannot use, or an "
+                                    "entry that is not an object of that name")
+            try:
+                found[name] = InstanceState.from_json(item)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise self._corrupt(f"instance {name!r}: {exc}") from None
+        return found
+
+    def _corrupt(self, why: str) -> BerthError:
+        return BerthError(Problem(f"corrupt state file ({why}); move it away to start afresh",
+                                  Location(self.state_file)))
 
     def known(self, instances: dict[str, InstanceState], name: str,
               where: str = "here") -> InstanceState:

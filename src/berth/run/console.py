@@ -122,12 +122,18 @@ class ConsoleServer:
     def __init__(self, socket_path: Path, ioc_name: str) -> None:
         self.path = Path(socket_path)
         self.ioc_name = ioc_name
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.parent.exists():  # a folder of berth's own: private (0700)
+            from berth.paths import private_dir
+
+            private_dir(self.path.parent)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()  # stale: `berth run` checked that no live IOC answers here
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         with _short_path(self.path) as address:
             self.listener.bind(address)
+            # Owner only, whatever the umask: whoever can connect types into the IOC shell. No
+            # one can connect before listen(), so the mode is right before the first client.
+            os.chmod(address, 0o600)
         self.listener.listen(8)
         self.listener.setblocking(False)
         self.clients: dict[int, _Client] = {}

@@ -43,16 +43,17 @@ from berth.deploy import (
 )
 from berth.deploy import releases as local_release
 from berth.deploy.local import supervisor as local_supervisor
+from berth.deploy.local.launcher import STARTS
+from berth.deploy.local.settings import local_settings
 from berth.deploy.logs import LogQuery, select
 from berth.deploy.logs import write as write_log
 from berth.deploy.services import Service, ServicesRepo
-from berth.deploy.state import InstanceState, StateDir, default_state_dir
+from berth.deploy.state import SAFE_NAME, InstanceState, StateDir, default_state_dir
 from berth.errors import BerthError, Location, Problem
 from berth.fsutil import atomic_write
 from berth.run import ready
 from berth.run.ioc_map import how_to_run
 
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 MARKER = "### berth:"  # starts the launcher's line opening each run in an instance's log
 SUPERVISOR_STATES = {
     "RUNNING": "running",
@@ -156,14 +157,16 @@ class LocalBackend:
             "BERTH_DATA_DIR": str(data),
             local_supervisor.INSTANCE_ENV: str(instance_dir),
         })
+        settings = local_settings(service)
         return {"argv": argv, "env": env, "cwd": str(instance_dir), "version": version,
-                "marker": MARKER, "image": service.image, "release": str(release)}
+                "marker": MARKER, "image": service.image, "release": str(release),
+                "backoff": settings["restart_backoff"], "log": settings["log"]}
 
     def _write_launch(self, name: str, spec: dict[str, Any]) -> None:
         instance_dir = self.state.instance_dir(name)
         for sub in ("runtime", "data"):
             (instance_dir / sub).mkdir(parents=True, exist_ok=True)
-        self.state.socket_dir.mkdir(parents=True, exist_ok=True)
+        self.state.make_socket_dir()
         atomic_write(instance_dir / "launch.json", json.dumps(spec, indent=2) + "\n", mode=0o600)
 
     def _apply(self, instances: dict[str, InstanceState], restart: Sequence[str] = ()) -> None:
@@ -174,14 +177,14 @@ class LocalBackend:
         explicit restart to pick it up."""
         for st in instances.values():
             if st.started and st.name in restart:
-                st.runs_base = self.state.runs(st.name)
+                self._started_on_purpose(st)
         changed = []
         for st in instances.values():
             path = self.state.programs_dir / f"{st.name}.conf"
             text = local_supervisor.program_config(self.state, st.name, st.started)
             if not path.exists() or path.read_text() != text:
                 if st.started:
-                    st.runs_base = self.state.runs(st.name)
+                    self._started_on_purpose(st)
                 changed.append(st.name)
                 atomic_write(path, text)
         for path in self.state.programs_dir.glob("*.conf"):
@@ -189,7 +192,7 @@ class LocalBackend:
                 path.unlink()
         self.state.save(instances)
         if not any(st.started for st in instances.values()) and \
-                not local_supervisor.is_running(self.state):
+                local_supervisor.reach(self.state) is None:
             return
         rpc = local_supervisor.ensure_running(self.state)
         local_supervisor.update(rpc)
@@ -202,11 +205,17 @@ class LocalBackend:
                 local_supervisor.stop(rpc, st.name)
                 local_supervisor.start(rpc, st.name)
             elif state in ("EXITED", "FATAL"):  # gave up after crashes: start afresh
-                st.runs_base = self.state.runs(st.name)
+                self._started_on_purpose(st)
                 local_supervisor.start(rpc, st.name)
             elif state == "STOPPED":  # autostart has not picked it up yet
                 local_supervisor.start(rpc, st.name)
         self.state.save(instances)
+
+    def _started_on_purpose(self, st: InstanceState) -> None:
+        """berth (re)starts `st` on purpose: what ran before was no crash, no failed start."""
+        st.runs_base = self.state.runs(st.name)
+        with contextlib.suppress(OSError):
+            (self.state.instance_dir(st.name) / STARTS).unlink(missing_ok=True)
 
     def _install(self, instances: dict[str, InstanceState], name: str, root: Path,
                  version: str, release: Path, note: str, pin: bool = False
@@ -236,13 +245,29 @@ class LocalBackend:
         everything = self.state.load()
         instances, repo = self._scope(everything)
         info: dict[str, dict[str, Any]] | None = None
-        if local_supervisor.is_running(self.state):
-            info = local_supervisor.process_info(
-                local_supervisor.proxy(self.state.supervisor_socket))
+        rpc = local_supervisor.reach(self.state)
+        if rpc is not None:
+            info = local_supervisor.process_info(rpc)
         rows = [self._status(st, info) for _name, st in sorted(instances.items())]
         if repo is not None:
             rows += self._undeployed(repo, set(everything))
+        self._add_strays(rows, local_supervisor.strays(self.state))
         return rows
+
+    @staticmethod
+    def _add_strays(rows: list[InstanceStatus], strays: dict[str, list[int]]) -> None:
+        """Name IOC processes of this state folder that its supervisor does not own."""
+        by_name = {row.name: row for row in rows}
+        for name, pids in sorted(strays.items()):
+            note = (f"also running outside the supervisor: pid {', '.join(map(str, pids))} "
+                    "(a second copy serves the same PVs; stop it)")
+            row = by_name.get(name)
+            if row is None:
+                rows.append(InstanceStatus(name, "stray", pid=pids[0], reason=note,
+                                           extra={"strays": pids}))
+                continue
+            row.extra["strays"] = pids
+            row.reason = f"{row.reason}; {note}" if row.reason else note
 
     def _status(self, st: InstanceState, processes: dict[str, dict[str, Any]] | None
                 ) -> InstanceStatus:
@@ -271,12 +296,53 @@ class LocalBackend:
         if state in ("crashed", "backoff"):
             reason = self._last_line(st.name) or info.get("spawnerr", "")
         row = InstanceStatus(st.name, state, version, pid, uptime, restarts, reason, extra)
+        if state == "running" and self._crash_looping(row, pid):
+            return row
         if state == "running":
             row.health = ready.health(self.state.instance_dir(st.name) / "runtime", pid)
             row.ready = row.health in (ready.READY, ready.UNPROBED)
             if row.health == ready.UNPROBED:
                 row.health = "running (not probed)"
         return row
+
+    def _crash_looping(self, row: InstanceStatus, pid: int | None) -> bool:
+        """Mark `row` crash-looping when its launcher counts failed starts and the current run
+        is not (yet) ready: waiting out its back-off, or trying once more."""
+        starts = _read_json(self.state.instance_dir(row.name) / STARTS)
+        failures = starts.get("failures") if starts.get("pid") == pid else None
+        if not isinstance(failures, int) or failures < 1:
+            return False
+        health = ready.health(self.state.instance_dir(row.name) / "runtime", pid)
+        if health == ready.READY and "until" not in starts:
+            return False
+        lines = self._last_lines(row.name, 5, previous=True)
+        row.state, row.health, row.ready = "crash-looping", "", False
+        waiting = starts.get("until")
+        when = (f"next start in {max(0, round(float(waiting) - time.time()))} s"
+                if isinstance(waiting, int | float) else "starting again")
+        row.reason = f"{failures} failed start{'s' if failures > 1 else ''}, {when}" + (
+            f": {lines[-1][:200]}" if lines else "")
+        row.extra.update({"failures": failures, "last_log": lines})
+        return True
+
+    def _last_lines(self, name: str, count: int, previous: bool = False) -> list[str]:
+        """The last `count` lines of the instance's log: of its latest run, or with `previous`
+        of the run before the one now starting (which has not printed its marker yet while
+        waiting out a back-off)."""
+        log = self.state.instance_dir(name) / "output.log"
+        try:
+            with open(log, "rb") as f:
+                f.seek(max(0, log.stat().st_size - 16384))
+                text = f.read().decode(errors="replace")
+        except OSError:
+            return []
+        runs = split_runs(text)
+        if not runs:
+            return []
+        chosen = runs[-1]
+        if previous and len(runs) > 1 and not chosen.strip():
+            chosen = runs[-2]
+        return [line.strip() for line in chosen.splitlines() if line.strip()][-count:]
 
     def _last_line(self, name: str) -> str:
         log = self.state.instance_dir(name) / "output.log"
@@ -347,7 +413,18 @@ class LocalBackend:
         with self.state.locked():
             instances = self.state.load()
             self._known(instances, service).started = False
-            self._apply(instances)
+            rpc = local_supervisor.reach(self.state)
+            if rpc is not None:  # first what needs no disk: stop works on a full disk too
+                local_supervisor.stop(rpc, service)
+            try:
+                self._apply(instances)
+            except OSError as exc:
+                if rpc is None:
+                    raise
+                raise BerthError(Problem(
+                    f"stopped {service}, but could not record that it stays stopped "
+                    f"({exc.strerror}: {exc.filename}); it starts again with its supervisor",
+                    Location(self.state.root), entity=service)) from None
 
     def restart(self, service: str) -> None:
         with self.state.locked():
@@ -542,9 +619,9 @@ class LocalBackend:
                 st.started = False
                 local_supervisor.write_program(self.state, st.name, False)
             self.state.save(instances)
-            if not local_supervisor.is_running(self.state):
+            rpc = local_supervisor.reach(self.state)
+            if rpc is None:
                 return []
-            rpc = local_supervisor.proxy(self.state.supervisor_socket)
             stopped = local_supervisor.stop_all(rpc, sorted(scoped))
             if any(st.started for st in instances.values()):
                 local_supervisor.update(rpc)
@@ -566,6 +643,14 @@ class LocalBackend:
             local_release.remove_tree(release)
         return f"{program}\n; {self.state.instance_dir(service) / 'launch.json'}\n" + \
             json.dumps(spec, indent=2) + "\n"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _is_current(st: InstanceState, release: Path) -> bool:

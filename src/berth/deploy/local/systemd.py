@@ -1,7 +1,7 @@
 """Restore the local beamline after a reboot: a systemd unit running the supervisor.
 
 The unit runs `berth supervise` (hidden command): it regenerates supervisord's config from the
-desired state, lets leftovers of a previous supervisor finish, then exec's `supervisord -n`, so
+desired state, then exec's `supervisord -n` (under the guard holding the supervisor lock), so
 systemd watches supervisord itself and restarts it if it dies. supervisord then starts every
 instance whose desired state is `started`.
 """
@@ -45,16 +45,17 @@ WantedBy=multi-user.target
 
 def run_foreground(state_dir: Path | None = None) -> None:
     state = StateDir((state_dir or default_state_dir()).resolve())
-    if local_supervisor.is_running(state):
+    if local_supervisor.reach(state) is not None:
         raise BerthError(f"a supervisor already runs for {state.root}")
     with state.locked():
         instances = state.load()
         state.programs_dir.mkdir(parents=True, exist_ok=True)
-        state.socket_dir.mkdir(parents=True, exist_ok=True)
+        state.make_socket_dir()
         (state.root / "logs").mkdir(parents=True, exist_ok=True)
         for st in instances.values():
             local_supervisor.write_program(state, st.name, st.started)
         atomic_write(state.supervisor_conf, local_supervisor.main_config(state))
-        local_supervisor.wait_for_leftovers(state)
-    argv = [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(state.supervisor_conf)]
+    # Under the guard, as when berth starts it: one supervisor per state folder, provably.
+    # Leftovers of a previous supervisor are waited for by each instance's launcher.
+    argv = local_supervisor.supervisord_argv(state, foreground=True)
     os.execve(argv[0], argv, local_supervisor.clean_environment())
