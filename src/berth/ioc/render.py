@@ -198,7 +198,10 @@ class _Outputs:
         if env:
             text += "\n" + env + "\n"
         text += "dbLoadDatabase dbd/ioc.dbd\nioc_registerRecordDeviceDriver pdbbase\n\n"
-        text += pre + f"\ndbLoadRecords {options.runtime_dir}/ioc.db\niocInit\n"
+        db = f"{options.runtime_dir}/ioc.db"
+        if any(c in db for c in " \t\"\\"):  # quoted only then: ibek's st.cmd, byte for byte
+            db = '"' + db.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        text += pre + f"\ndbLoadRecords {db}\niocInit\n"
         if post:
             text += "\n" + post
         return text

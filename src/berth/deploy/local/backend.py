@@ -103,6 +103,7 @@ class LocalBackend:
         if not how.runnable:
             raise BerthError(Problem(f"not runnable here: {how.reason}",
                                      Location(service.values_file), entity=name, field="image"))
+        local_settings(service)  # its mistakes named in the repository, not a release copy
         return service
 
     def _known(self, instances: dict[str, InstanceState], name: str) -> InstanceState:
@@ -566,6 +567,7 @@ class LocalBackend:
                                         True, f"pinned by a rollback: berth deploy {name} "
                                         "moves it")
                 continue
+            local_settings(service)
             releases = self.state.releases_dir(name)
             before = set(releases.iterdir()) if releases.is_dir() else set()
             label, release, note = local_release.make(repo, name, None, releases)
@@ -639,7 +641,8 @@ class LocalBackend:
                                   local_release.folder_name(label))
             for i, arg in enumerate(spec["argv"]):
                 spec["argv"][i] = arg.replace(str(release), spec["release"])
-            program = local_supervisor.program_config(self.state, service, True)
+            program = local_supervisor.program_config(
+                self.state, service, True, local_supervisor.LogSettings(**spec["log"]))
             local_release.remove_tree(release)
         return f"{program}\n; {self.state.instance_dir(service) / 'launch.json'}\n" + \
             json.dumps(spec, indent=2) + "\n"
