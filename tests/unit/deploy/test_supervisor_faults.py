@@ -266,9 +266,9 @@ def test_a_fallback_socket_folder_of_another_user_is_refused(tmp_path: Path) -> 
     """Repro 2: someone else made the fallback folder first."""
     if os.getuid() != 0:
         pytest.skip("making a folder owned by another user needs root")
-    from berth.deploy.state import StateDir
-
     import tempfile
+
+    from berth.deploy.state import StateDir
 
     state = _long_state(tmp_path)
     runtime = Path(tempfile.mkdtemp(prefix="xdg-"))  # short, as /run/user/<uid> is
@@ -306,10 +306,10 @@ def test_a_fallback_socket_folder_of_another_user_is_refused(tmp_path: Path) -> 
 
 
 def test_a_symlinked_socket_folder_is_refused(tmp_path: Path) -> None:
+    import tempfile
+
     from berth.deploy.state import StateDir
     from berth.errors import BerthError
-
-    import tempfile
 
     state = Path(tempfile.mkdtemp(prefix="st-"))  # short: its own run/ folder holds sockets
     try:
