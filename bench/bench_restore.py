@@ -1,0 +1,154 @@
+"""Benchmark of recovery on the local backend (not CI):
+`python bench/bench_restore.py [--counts 50,100] [--crash-seconds 300]`.
+
+In one run:
+  1. for each COUNT: a cold `berth up` of COUNT soft IOCs until every IOC answers Channel
+     Access, then `kill -9` of supervisord and `berth up` until every IOC answers again
+     (restore), side by side (target: restore ≤ 1.5 × cold up);
+  2. the CPU of one crash-looping IOC (a missing database file) over CRASH_SECONDS: the
+     supervisor's process tree, reaped children included (target ≤ 1 % of a core), and how
+     many starts it made.
+Public tools only: the CA client (aioca, caproto) and /proc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_local import LOOPBACK, berth, make_beamline, wait_all  # noqa: E402
+
+SERVER_LOOPBACK = (
+    "global:\n  env:\n"
+    "    - {name: EPICS_CAS_AUTO_BEACON_ADDR_LIST, value: \"NO\"}\n"
+    "    - {name: EPICS_CAS_BEACON_ADDR_LIST, value: 127.255.255.255}\n"
+    "    - {name: EPICS_PVAS_AUTO_BEACON_ADDR_LIST, value: \"NO\"}\n"
+    "    - {name: EPICS_PVAS_BEACON_ADDR_LIST, value: 127.0.0.1}\n")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def restore(count: int, scratch: Path) -> dict[str, float]:
+    from berth.deploy.local import backend as local
+
+    tag = uuid.uuid4().hex[:4].upper()
+    repo = scratch / f"repo{count}"
+    pvs = make_beamline(repo, count, 20, tag)
+    (repo / "services" / "values.yaml").write_text(SERVER_LOOPBACK)
+    state = scratch / f"state{count}"
+    env = {**os.environ, **LOOPBACK, "BERTH_STATE_DIR": str(state), "BERTH_REPO": str(repo)}
+    figures: dict[str, float] = {}
+    try:
+        t0 = time.monotonic()
+        berth("up", env=env)
+        wait_all(pvs, 600)
+        figures["cold_up_s"] = time.monotonic() - t0
+        time.sleep(12)  # every IOC a good start (ran ≥ the initial back-off)
+        rows = json.loads(berth("ps", "--json", env=env).stdout)
+        old = [r["pid"] for r in rows if r["pid"]]
+        supervisor = int((state / "supervisord.pid").read_text())
+        t0 = time.monotonic()
+        os.kill(supervisor, signal.SIGKILL)
+        while any(_alive(p) for p in old):
+            time.sleep(0.01)
+        figures["old_iocs_gone_s"] = time.monotonic() - t0
+        t1 = time.monotonic()
+        berth("up", env=env)
+        figures["restoring_up_command_s"] = time.monotonic() - t1
+        wait_all(pvs, 600)
+        figures["restore_until_all_answer_s"] = time.monotonic() - t0
+        figures["restore_over_cold_up"] = (figures["restore_until_all_answer_s"]
+                                           / figures["cold_up_s"])
+    finally:
+        local.shutdown(state)
+    return figures
+
+
+def _cpu_with_reaped(pid: int) -> float:
+    """CPU seconds of `pid`, its reaped children and its live descendants."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    own: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        own[int(entry.name)] = sum(int(f) for f in fields[11:15]) / ticks
+    total, todo = 0.0, [pid]
+    while todo:
+        each = todo.pop()
+        total += own.get(each, 0.0)
+        todo += children.get(each, [])
+    return total
+
+
+def crash_loop_cpu(seconds: float, scratch: Path) -> dict[str, float]:
+    from berth.deploy.local import backend as local
+
+    repo = scratch / "crash"
+    bad = repo / "services" / "bench-bad-01"
+    (bad / "config").mkdir(parents=True)
+    (repo / "services" / "values.yaml").write_text(SERVER_LOOPBACK)
+    (bad / "values.yaml").write_text("ioc-instance:\n  image: ghcr.io/berth/softioc:bench\n")
+    (bad / "config" / "ioc.yaml").write_text(
+        "ioc_name: bad\nentities:\n  - type: berth.Template\n    file: missing.db\n")
+    state = scratch / "crash-state"
+    env = {**os.environ, **LOOPBACK, "BERTH_STATE_DIR": str(state), "BERTH_REPO": str(repo)}
+    try:
+        berth("deploy-local", "--force", str(bad), env=env)
+        supervisor = int((state / "supervisord.pid").read_text())
+        # supervisord's own idle CPU is counted too: it is what the loop costs in all.
+        cpu0, t0 = _cpu_with_reaped(supervisor), time.monotonic()
+        time.sleep(seconds)
+        cpu = _cpu_with_reaped(supervisor) - cpu0
+        took = time.monotonic() - t0
+        row = json.loads(berth("ps", "--json", env=env).stdout)[0]
+        return {"crash_loop_seconds": took, "crash_loop_cpu_percent": 100 * cpu / took,
+                "crash_loop_starts": float(row["restarts"] + 1),
+                "crash_loop_state_is_crash_looping": float(row["state"] == "crash-looping")}
+    finally:
+        local.shutdown(state)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--counts", default="50,100")
+    parser.add_argument("--crash-seconds", type=float, default=300.0)
+    args = parser.parse_args()
+    load_before = os.getloadavg()[0]
+    scratch = Path(tempfile.mkdtemp(prefix="berth-restore-"))
+    results: dict[str, dict[str, float]] = {}
+    try:
+        for count in (int(c) for c in args.counts.split(",") if c):
+            results[f"{count} IOCs"] = restore(count, scratch)
+        if args.crash_seconds > 0:
+            results["crash loop"] = crash_loop_cpu(args.crash_seconds, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(f"local backend recovery, load average before: {load_before:.1f}")
+    for title, figures in results.items():
+        print(title)
+        for key, value in figures.items():
+            print(f"  {key:32s} {value:8.3f}")
+
+
+if __name__ == "__main__":
+    main()
