@@ -515,8 +515,9 @@ def test_an_ioc_that_cannot_start_backs_off_and_says_why(beamline: Beamline) -> 
     beamline.ok("deploy-local", "--force", str(bad))  # `check` refuses it: forced to run
     try:
         row = wait_until(lambda: (r := beamline.ps()["bl01b-ea-bad-01"])["state"]
-                         in ("backoff", "crashed") and r["restarts"] >= 1 and r, "back-off")
-        assert "missing.db" in row["reason"]
+                         == "crash-looping" and r["restarts"] >= 1 and r, "back-off")
+        assert "failed start" in row["reason"]
+        assert any("missing.db" in line for line in row["extra"]["last_log"]), row
         assert beamline.ps()["bl01b-ea-sum-01"]["state"] == "running"  # the others carry on
     finally:
         beamline.ok("delete", "-y", "bl01b-ea-bad-01")

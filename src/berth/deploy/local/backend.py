@@ -296,6 +296,9 @@ class LocalBackend:
         reason = ""
         if state in ("crashed", "backoff"):
             reason = self._last_line(st.name) or info.get("spawnerr", "")
+        if state == "running" and pid and \
+                _read_json(self.state.instance_dir(st.name) / STARTS).get("pid") != pid:
+            state = "starting"  # supervisord has spawned it; its launcher has not begun yet
         row = InstanceStatus(st.name, state, version, pid, uptime, restarts, reason, extra)
         if state == "running" and self._crash_looping(row, pid):
             return row

@@ -155,9 +155,9 @@ def main(argv: list[str]) -> int:
     with open(os.path.join(instance_dir, "launch.json")) as f:
         spec = json.load(f)
     _die_with_supervisor()
+    runs = _count_run(instance_dir)  # a start, from the moment supervisord asks for it
     _back_off(instance_dir, spec)
     _refuse_duplicate(instance_dir)
-    runs = _count_run(instance_dir)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     print(f"{spec['marker']} run {runs} started {stamp} version {spec['version']}", flush=True)
     os.environ.update(spec["env"])
