@@ -137,17 +137,21 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="berth-restore-"))
     results: dict[str, dict[str, float]] = {}
     try:
+        print(f"local backend recovery, load average before: {load_before:.1f}", flush=True)
         for count in (int(c) for c in args.counts.split(",") if c):
             results[f"{count} IOCs"] = restore(count, scratch)
+            _show(f"{count} IOCs", results[f"{count} IOCs"])
         if args.crash_seconds > 0:
             results["crash loop"] = crash_loop_cpu(args.crash_seconds, scratch)
+            _show("crash loop", results["crash loop"])
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    print(f"local backend recovery, load average before: {load_before:.1f}")
-    for title, figures in results.items():
-        print(title)
-        for key, value in figures.items():
-            print(f"  {key:32s} {value:8.3f}")
+
+
+def _show(title: str, figures: dict[str, float]) -> None:
+    print(title)
+    for key, value in figures.items():
+        print(f"  {key:32s} {value:8.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -251,7 +251,7 @@ class StateDir:
                                     "entry that is not an object of that name")
             try:
                 found[name] = InstanceState.from_json(item)
-            except (ValueError, KeyError, TypeError) as exc:
+            except (ValueError, KeyError, TypeError, OverflowError) as exc:
                 raise self._corrupt(f"instance {name!r}: {exc}") from None
         return found
 

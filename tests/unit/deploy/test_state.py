@@ -77,3 +77,43 @@ def test_state_file_round_trip_keeps_repository_and_pin(tmp_path: Path) -> None:
     loaded = state.load()["ioc"]
     assert (loaded.repo, loaded.pinned, loaded.releases()) == (str(tmp_path / "a"), True,
                                                                st.releases())
+
+
+def _json_values():  # type: ignore[no-untyped-def]
+    from hypothesis import strategies as st
+
+    scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | \
+        st.text(max_size=12)
+    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
+                        | st.dictionaries(st.text(max_size=12), inner, max_size=4), max_leaves=20)
+
+
+def test_any_state_file_reads_or_is_one_located_error(tmp_path: Path) -> None:
+    """Fuzz: whatever JSON state.json holds, reading it gives instances with safe names or a
+    BerthError naming the file, never another exception."""
+    import json
+    import re
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    state = StateDir(tmp_path)
+    entry = st.fixed_dictionaries({"name": st.text(max_size=12)}, optional={
+        "history": _json_values(), "current": _json_values(), "started": _json_values(),
+        "runs_base": _json_values(), "repo": _json_values()})
+    documents = _json_values() | st.fixed_dictionaries({"instances": _json_values()
+                                                        | st.dictionaries(st.text(max_size=12),
+                                                                          entry, max_size=3)})
+
+    @settings(max_examples=300, deadline=None)
+    @given(documents)
+    def check(document: object) -> None:
+        state.state_file.write_text(json.dumps(document))
+        try:
+            found = state.load()
+        except BerthError as err:
+            assert str(state.state_file) in str(err) and "\n" not in str(err)
+            return
+        assert all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", n) for n in found)
+
+    check()

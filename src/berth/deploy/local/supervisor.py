@@ -26,7 +26,7 @@ from berth.deploy.state import StateDir
 from berth.errors import BerthError, Location, Problem
 from berth.fsutil import atomic_write
 
-START_TIMEOUT = 15.0  # seconds for a fresh supervisord to answer
+START_TIMEOUT = 60.0  # seconds for a fresh supervisord to answer (it spawns every IOC first)
 STOP_TIMEOUT = 15.0  # seconds an IOC has to exit after SIGTERM (stopwaitsecs)
 INSTANCE_ENV = "BERTH_INSTANCE_DIR"  # the instance folder, for what runs in its environment
 CALLER_ONLY = ("EPICS_",)  # variables of the caller's shell no IOC inherits
