@@ -74,6 +74,12 @@ def test_a_path_with_a_space_runs_every_instance(beamline: Beamline) -> None:
     assert all(rows[n]["state"] == "running" and rows[n]["ready"] for n in KEEP), rows
     for suffix in PVS.values():
         ca_value(beamline.pv(suffix))
+    from berth.deploy.state import StateDir
+
+    sockets = StateDir(beamline.state).socket_dir
+    assert (sockets.stat().st_mode & 0o777) == 0o700
+    assert ((sockets / "supervisor.sock").stat().st_mode & 0o777) == 0o600
+    assert all((sockets / f"{n}.sock").stat().st_mode & 0o777 == 0o600 for n in KEEP)
 
 
 def test_a_stopped_supervisor_gets_no_twin(beamline: Beamline) -> None:
