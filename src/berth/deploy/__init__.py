@@ -25,7 +25,8 @@ class InstanceStatus:
     """One row of `berth ps`."""
 
     name: str
-    # running | stopped | starting | backoff | crashed | not deployed | not runnable here
+    # running | stopped | starting | backoff | crashed | crash-looping (local) | stray (local)
+    # | not deployed | not runnable here
     state: str
     version: str | None = None
     pid: int | None = None
