@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -79,3 +80,74 @@ def atomic_write_all(files: Mapping[Path, str | bytes]) -> None:
         for tmp, _ in staged:
             Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# --- bounded reading of untrusted files --------------------------------------------------------
+
+MAX_READ = 16 * 1024 * 1024  # no input berth reads (YAML, templates, .db, state) comes near
+
+
+class UnreadableFile(OSError):
+    """A file berth refuses to read: not a regular file, or larger than the limit. (An OSError,
+    so callers that already report unreadable files report these the same way.)"""
+
+    def __init__(self, path: str | Path, why: str):
+        super().__init__(why)
+        self.filename = str(path)
+        self.strerror = why
+
+
+def read_bytes(path: str | Path, limit: int = MAX_READ) -> bytes:
+    """The content of the regular file `path`, at most `limit` bytes. A FIFO, device or socket
+    is refused without blocking on it (opened non-blocking, checked before any read) and a
+    larger file is refused before it is read whole: either raises `UnreadableFile`."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(info.st_mode)
+                    else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)
+                    else "a socket" if stat.S_ISSOCK(info.st_mode)
+                    else "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file")
+            raise UnreadableFile(path, f"not a regular file ({kind}); berth reads only files")
+        if info.st_size > limit:
+            raise UnreadableFile(path, f"file too large ({info.st_size} bytes; the limit is "
+                                       f"{limit})")
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := os.read(fd, min(1 << 20, limit + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:  # grew while being read (or /proc-like size 0)
+                raise UnreadableFile(path, f"file too large (over the limit of {limit} bytes)")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_text(path: str | Path, errors: str = "strict", limit: int = MAX_READ) -> str:
+    """`read_bytes` decoded as UTF-8 with universal newlines, as `Path.read_text` gives."""
+    text = read_bytes(path, limit).decode("utf-8", errors)
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def leaves(path: str | Path, folder: str | Path) -> Path | None:
+    """Where `path` really is (links followed) when that is outside `folder`, else None."""
+    real = Path(os.path.realpath(path))
+    top = Path(os.path.realpath(folder))
+    return None if real == top or top in real.parents else real
+
+
+def links_out(folder: str | Path, boundary: str | Path | None = None) -> list[tuple[Path, Path]]:
+    """(link, where it leads) of every symbolic link under `folder` (links not followed) that
+    leads outside `boundary` (default `folder`), dangling or not."""
+    found: list[tuple[Path, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            path = Path(dirpath) / name
+            if path.is_symlink():
+                target = leaves(path, folder if boundary is None else boundary)
+                if target is not None:
+                    found.append((path, target))
+    return found

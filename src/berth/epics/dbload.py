@@ -23,6 +23,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from berth.fsutil import read_text
+
 RESULT_MARKER = "berth-check-result: "
 MAX_ROUNDS = 200  # fatal errors per file before giving up (each costs one reload)
 TIMEOUT = 120.0
@@ -203,7 +205,7 @@ def _quote(path: str) -> str:
 
 
 def _load_one(ioc: object, db: Path, macros: str) -> list[DbError]:
-    lines = db.read_text(errors="replace").splitlines()
+    lines = read_text(db, errors="replace").splitlines()
     seen: dict[tuple[int, str], DbError] = {}
     work = Path(tempfile.mkdtemp(prefix="berth-check-")) / db.name
     current = db

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from berth import paths
 from berth.errors import BerthError, Location, Problem
+from berth.fsutil import leaves
 from berth.ioc.entity import Entity, TemplateProblem
 from berth.ioc.expand import EntityExpander, TopEntity
 from berth.ioc.render import Generated, GenerateOptions, PviEntity, epics_root, outputs
@@ -110,6 +111,10 @@ def _support_files(instance_files: list[Path], defs: Iterable[Path], beside: boo
     seen = {p.resolve() for p in files}
     folder = Path(instance_files[0]).parent
     for extra in sorted(folder.glob(SUPPORT_GLOB)) if beside else []:
+        target = leaves(extra, folder)
+        if target is not None:
+            raise BerthError(Problem(f"is a symbolic link to {target}, outside the config "
+                                     f"folder {folder}: refused", Location(extra)))
         if extra.resolve() not in seen:
             files.append(extra)
             seen.add(extra.resolve())
