@@ -33,7 +33,8 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _IN_FILE = re.compile(r'in file "(?P<file>[^"]+)" line (?P<line>\d+)')
 _CONTEXT = re.compile(r"^\s*(?P<line>\d+) \| ")
 _RECORD_START = re.compile(r"^\s*g?record\s*\(")
-_NOISE = ("Failed to load", "iocsh Error", "syntax error")
+_NOISE = ("Failed to load", "iocsh Error")
+_SYNTAX = "syntax error"  # its own error, unless it follows another one at the same place
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,11 @@ def parse_errors(output: str, default_file: str) -> tuple[list[DbError], int | N
                 line = int(context["line"])
             last_line = line
             for message in pending:
+                if message == _SYNTAX:
+                    if any(e.file == file and e.line == line for e in errors):
+                        continue  # the parser's echo of the error just reported
+                    token = re.search(r"at or before ('[^']*')", text)
+                    message += f" at or before {token[1]}" if token else ""
                 errors.append(DbError(file, line, message))
             pending = []
             continue
