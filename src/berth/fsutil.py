@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import re
+import shutil
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 _TEMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -151,3 +154,112 @@ def links_out(folder: str | Path, boundary: str | Path | None = None) -> list[tu
                 if target is not None:
                     found.append((path, target))
     return found
+
+
+# --- switching a whole folder of outputs at once -------------------------------------------------
+
+_OUR_TEMP = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")  # what _mkstemp names
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux renameat2); False where the system cannot."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    function = getattr(libc, "renameat2", None)
+    if function is None:
+        return False
+    if function(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(a))
+
+
+def _carry(old: Path, new: Path, skip: set[Path]) -> None:
+    """Give `new` every entry of `old` not in `skip`: hard links (the same files, sockets
+    included), folders made anew, copies where a link is refused."""
+    for entry in sorted(old.iterdir()):
+        if entry in skip or _OUR_TEMP.match(entry.name):
+            continue
+        target = new / entry.name
+        if entry.is_dir() and not entry.is_symlink():
+            target.mkdir()
+            _carry(entry, target, skip)
+            shutil.copystat(entry, target)
+            continue
+        try:
+            os.link(entry, target, follow_symlinks=False)
+        except OSError:
+            if entry.is_symlink():
+                os.symlink(os.readlink(entry), target)
+            else:
+                shutil.copy2(entry, target)
+
+
+def write_folder(folder: Path, files: Mapping[Path, str | bytes], remove: Iterable[Path] = ()
+                 ) -> None:
+    """Write `files` (paths inside `folder`) and drop `remove`, all or nothing: a new copy of
+    the folder is made beside it and swapped in with one rename, so nobody ever sees old and
+    new files mixed, and an interruption leaves the old folder whole. The folder's other
+    entries are kept (hard-linked). Copies left by an interrupted run are removed first.
+    Where the folder cannot be swapped (a mount point, a parent berth may not write in), the
+    files are written one rename after another (`atomic_write_all`)."""
+    folder = Path(folder)
+    for path in files:
+        _refuse_in_the_way(folder, Path(path))
+    for stale in folder.parent.glob(f".{folder.name}.gen-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    stage = folder.parent / f".{folder.name}.gen-{os.urandom(6).hex()}"
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        stage.mkdir(0o700)
+    except OSError:
+        atomic_write_all(files)
+        for path in remove:
+            Path(path).unlink(missing_ok=True)
+        return
+    try:
+        if folder.is_dir():
+            _carry(folder, stage, {Path(p) for p in files} | {Path(p) for p in remove})
+        mode = 0o666 & ~umask()
+        for path, data in files.items():
+            target = stage / Path(path).relative_to(folder)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "xb") as f:
+                f.write(data.encode() if isinstance(data, str) else data)
+                os.fchmod(f.fileno(), mode)
+        if folder.is_dir():
+            shutil.copystat(folder, stage)
+            if not _exchange(stage, folder):
+                raise OSError(errno.EXDEV, "cannot swap folders here", str(folder))
+        else:
+            stage.chmod(0o777 & ~umask())
+            os.rename(stage, folder)
+    except OSError as exc:
+        shutil.rmtree(stage, ignore_errors=True)
+        if exc.errno in (errno.EXDEV, errno.EBUSY):  # a mount point: one file at a time
+            atomic_write_all(files)
+            for path in remove:
+                Path(path).unlink(missing_ok=True)
+            return
+        raise
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    shutil.rmtree(stage, ignore_errors=True)  # (the old folder, now)
+
+
+def _refuse_in_the_way(folder: Path, path: Path) -> None:
+    """An output whose place holds a folder, or whose folder is a file, is refused rather than
+    replaced: what is there is not berth's to delete."""
+    if path.is_dir() and not path.is_symlink():
+        raise IsADirectoryError(errno.EISDIR, "a folder is in the way", str(path))
+    for parent in path.relative_to(folder).parents:
+        place = folder / parent
+        if place.exists() and not place.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "a file is in the way of a folder",
+                                     str(place))

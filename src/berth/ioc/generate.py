@@ -176,8 +176,6 @@ def generate(instance_files: list[Path], defs: list[Path], options: GenerateOpti
 def write_outputs(generated: Generated, out_dir: Path, opi_dir: Path | None = None) -> list[Path]:
     """Write st.cmd, ioc.subst, (when needed) wait_list.yaml and the `<Device>.pvi.template`s
     into `out_dir`, and the screens into `opi_dir` (default `<out_dir>/opi`), all or nothing."""
-    from berth.fsutil import atomic_write_all
-
     out_dir = Path(out_dir)
     opi_dir = Path(opi_dir) if opi_dir is not None else out_dir / "opi"
     files: dict[Path, str] = {
@@ -188,12 +186,21 @@ def write_outputs(generated: Generated, out_dir: Path, opi_dir: Path | None = No
         files[out_dir / "wait_list.yaml"] = generated.wait_list
     for name, text in generated.pvi_files().items():
         files[(out_dir if name.endswith(".template") else opi_dir) / name] = text
+    # a wait list left from an earlier generation would be wrong now
+    stale = [] if generated.wait_list is not None else [out_dir / "wait_list.yaml"]
+    if out_dir not in opi_dir.parents and any(p.parent == opi_dir for p in files):
+        _write({p: t for p, t in files.items() if p.parent != opi_dir}, out_dir, stale)
+        _write({p: t for p, t in files.items() if p.parent == opi_dir}, opi_dir, [])
+    else:
+        _write(files, out_dir, stale)
+    return list(files)
+
+
+def _write(files: dict[Path, str], folder: Path, stale: list[Path]) -> None:
+    from berth.fsutil import write_folder
+
     try:
-        atomic_write_all(files)
+        write_folder(folder, files, stale)
     except OSError as exc:
         raise BerthError(Problem(f"cannot write outputs: {exc.strerror or exc}",
-                                 Location(exc.filename or out_dir))) from None
-    stale = out_dir / "wait_list.yaml"
-    if generated.wait_list is None and stale.is_file():
-        stale.unlink()  # a wait list left from an earlier generation would be wrong now
-    return list(files)
+                                 Location(exc.filename or folder))) from None
