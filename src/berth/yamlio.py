@@ -333,7 +333,11 @@ def loads_yaml(text: str, file: str | Path | None = None, *, helm: bool = False)
     import yaml
 
     name = str(file) if file is not None else "<string>"
-    loader = _loader_class()(text)
+    try:
+        loader = _loader_class()(text)
+    except UnicodeEncodeError as exc:  # (lone surrogates, from text decoded leniently)
+        raise BerthError(Problem("invalid YAML: the text is not valid Unicode",
+                                 Location(name, *_line_column(text, exc.start)))) from None
     try:
         try:
             node = loader.get_single_node()
