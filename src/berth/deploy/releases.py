@@ -71,6 +71,11 @@ def _check(release: Path, name: str, shown_as: str) -> Service:
             raise BerthError(Problem(f"is a symbolic link to {target}, outside the release: "
                                      "refused (copy the file into the repository instead)",
                                      Location(link), entity=name))
+        for link in release.rglob("*"):
+            if link.is_symlink() and not link.exists():
+                raise BerthError(Problem(f"is a symbolic link to {os.readlink(link)}, which is "
+                                         "not in the release: refused", Location(link),
+                                         entity=name))
         service = ServicesRepo.load(release).service(name)
         if service.config_dir is None:
             raise BerthError(Problem(f"instance '{name}' has no config folder",
