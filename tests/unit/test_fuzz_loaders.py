@@ -23,9 +23,9 @@ from berth.ioc.support import load_support
 
 DEMO = Path(__file__).parents[1] / "data" / "generate" / "demo.ibek.support.yaml"
 OPTIONS = GenerateOptions(ioc_dir="/epics/ioc", runtime_dir="/epics/runtime", ioc_name="FUZZ")
-# each loader ~40 examples, ~2-5 s; all of them well under 30 s together on the 2-core machine
-FUZZ = settings(max_examples=int(os.environ.get("BERTH_FUZZ_EXAMPLES", "60")), deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow])
+# 60 examples a loader: ~7 s for all of them on the 2-core machine (400: ~13 s)
+FUZZ = settings(max_examples=int(os.environ.get("BERTH_FUZZ_EXAMPLES", "60")), deadline=None,
+                database=None, suppress_health_check=[HealthCheck.too_slow])
 
 # the keys each loader looks for, so that the fuzzer reaches past "unknown key"
 KEYS = ["ioc-instance", "global", "env", "name", "value", "image", "services", "include",
@@ -59,8 +59,9 @@ def _assert_located(call: Any, file: Path) -> None:
 def _touch_service_properties(root: Path) -> None:
     repo = ServicesRepo.load(root)
     for service in repo.services.values():
-        (service.is_ioc, service.image, service.environment, service.config_dir,
-         service.instance_values)
+        seen = (service.is_ioc, service.image, service.environment, service.config_dir,
+                service.instance_values)
+        assert len(seen) == 5
 
 
 @FUZZ
