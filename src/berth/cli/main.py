@@ -97,6 +97,14 @@ def report(err: BerthError) -> int:
     return err.exit_code
 
 
+def report_os_error(err: OSError) -> int:
+    """An OS refusal no check foresaw (permission denied, a name too long, a folder where a
+    file was expected...): one line naming the path, exit 2, no traceback."""
+    where = f"{err.filename}: " if err.filename else ""
+    print(f"berth: {where}{err.strerror or err}", file=sys.stderr)
+    return 2
+
+
 def _fast(args: list[str]) -> None:
     """`generate`, `schema` and `run` with ordinary arguments, without typer: their `fast(argv)`
     returns an exit code, or None for "let typer handle these arguments" (help, mistakes)."""
@@ -110,6 +118,8 @@ def _fast(args: list[str]) -> None:
         code = module.fast(args)
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as exc:
+        sys.exit(report_os_error(exc))
     except Exception as exc:
         errors = sys.modules.get("berth.errors")  # a BerthError exists only once it is imported
         if errors is None or not isinstance(exc, errors.BerthError):
@@ -188,6 +198,8 @@ def main(argv: list[str] | None = None) -> None:
         app(args=args, prog_name="berth", standalone_mode=True)
     except BerthError as err:
         sys.exit(report(err))
+    except OSError as err:
+        sys.exit(report_os_error(err))
     except KeyboardInterrupt:
         sys.exit(130)
 
