@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
-import shutil
 import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -189,7 +189,7 @@ def _carry(old: Path, new: Path, skip: set[Path]) -> None:
         if entry.is_dir() and not entry.is_symlink():
             target.mkdir()
             _carry(entry, target, skip)
-            shutil.copystat(entry, target)
+            os.chmod(target, stat.S_IMODE(entry.stat().st_mode))
             continue
         try:
             os.link(entry, target, follow_symlinks=False)
@@ -197,7 +197,10 @@ def _carry(old: Path, new: Path, skip: set[Path]) -> None:
             if entry.is_symlink():
                 os.symlink(os.readlink(entry), target)
             else:
-                shutil.copy2(entry, target)
+                with open(entry, "rb") as src, open(target, "xb") as dst:
+                    while chunk := src.read(1 << 20):
+                        dst.write(chunk)
+                os.chmod(target, stat.S_IMODE(entry.stat().st_mode))
 
 
 def write_folder(folder: Path, files: Mapping[Path, str | bytes], remove: Iterable[Path] = ()
@@ -212,7 +215,7 @@ def write_folder(folder: Path, files: Mapping[Path, str | bytes], remove: Iterab
     for path in files:
         _refuse_in_the_way(folder, Path(path))
     for stale in folder.parent.glob(f".{folder.name}.gen-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+        _remove_tree(stale)
     stage = folder.parent / f".{folder.name}.gen-{os.urandom(6).hex()}"
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
@@ -233,14 +236,14 @@ def write_folder(folder: Path, files: Mapping[Path, str | bytes], remove: Iterab
                 f.write(data.encode() if isinstance(data, str) else data)
                 os.fchmod(f.fileno(), mode)
         if folder.is_dir():
-            shutil.copystat(folder, stage)
+            os.chmod(stage, stat.S_IMODE(folder.stat().st_mode))
             if not _exchange(stage, folder):
                 raise OSError(errno.EXDEV, "cannot swap folders here", str(folder))
         else:
             stage.chmod(0o777 & ~umask())
             os.rename(stage, folder)
     except OSError as exc:
-        shutil.rmtree(stage, ignore_errors=True)
+        _remove_tree(stage)
         if exc.errno in (errno.EXDEV, errno.EBUSY):  # a mount point: one file at a time
             atomic_write_all(files)
             for path in remove:
@@ -248,9 +251,19 @@ def write_folder(folder: Path, files: Mapping[Path, str | bytes], remove: Iterab
             return
         raise
     except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
+        _remove_tree(stage)
         raise
-    shutil.rmtree(stage, ignore_errors=True)  # (the old folder, now)
+    _remove_tree(stage)  # (the old folder, now)
+
+
+def _remove_tree(root: Path) -> None:
+    """Delete a folder and what it holds, as far as possible (shutil costs an import)."""
+    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(dirpath, name))
+        with contextlib.suppress(OSError):
+            os.rmdir(dirpath)
 
 
 def _refuse_in_the_way(folder: Path, path: Path) -> None:

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from berth import paths
+from berth.fsutil import read_text as read_bounded
 
 # (Not importing typing, dataclasses and berth.errors before the builder is forked keeps an
 # IOC's start-up ~15 ms shorter: the builder imports them while the runner starts.)
@@ -178,7 +179,7 @@ def _only_comments(subst: Path) -> bool:
     """Whether a substitution file holds nothing but blank and `#` comment lines (as generated
     for an instance without database templates): it expands to nothing."""
     try:
-        text = subst.read_text(encoding="utf-8", errors="surrogateescape")
+        text = read_bounded(subst, errors="surrogateescape")
     except OSError:
         return False  # msi reports it
     return all(not line or line.startswith("#") for line in map(str.strip, text.splitlines()))
