@@ -216,6 +216,8 @@ def write_folder(folder: Path, files: Mapping[Path, str | bytes], remove: Iterab
         _refuse_in_the_way(folder, Path(path))
     for stale in folder.parent.glob(f".{folder.name}.gen-*"):
         _remove_tree(stale)
+    if _unchanged(folder, files, remove):
+        return  # (an IOC's every start generates the same files again)
     stage = folder.parent / f".{folder.name}.gen-{os.urandom(6).hex()}"
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
@@ -254,6 +256,24 @@ def write_folder(folder: Path, files: Mapping[Path, str | bytes], remove: Iterab
         _remove_tree(stage)
         raise
     _remove_tree(stage)  # (the old folder, now)
+
+
+def _unchanged(folder: Path, files: Mapping[Path, str | bytes], remove: Iterable[Path]
+               ) -> bool:
+    """Whether every file already holds exactly its content, and nothing is to be removed
+    (nor left by an interrupted write)."""
+    if any(os.path.lexists(p) for p in remove):
+        return False
+    if folder.is_dir() and any(_OUR_TEMP.match(name) for name in os.listdir(folder)):
+        return False
+    for path, data in files.items():
+        try:
+            if Path(path).is_symlink() or read_bytes(path) != (
+                    data.encode() if isinstance(data, str) else data):
+                return False
+        except OSError:
+            return False
+    return True
 
 
 def _remove_tree(root: Path) -> None:

@@ -45,3 +45,20 @@ def test_a_compose_file_of_the_wrong_shape(tmp_path, compose, where, words):
     result = run_berth("-t", tmp_path / "state", "-r", repo, "ps", timeout=60)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert f"compose.yaml{where}" in result.stderr and words in result.stderr, result.stderr
+
+
+def test_an_anchor_bomb_in_a_values_file_is_refused_quickly(tmp_path):
+    import time
+
+    repo = tmp_path / "repo"
+    shutil.copytree(EXAMPLE, repo)
+    lines = ["x0: &x0 [l, l, l, l, l, l, l, l, l, l]"]
+    lines += [f"x{i}: &x{i} [" + ", ".join([f"*x{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    values_file = repo / "services" / "bl01b-di-wave-01" / "values.yaml"
+    values_file.write_text("bomb:\n" + "".join(f"  {line}\n" for line in lines)
+                           + "ioc-instance:\n  image: x\n  extra: *x8\n")
+    start = time.monotonic()
+    result = run_berth("-t", tmp_path / "state", "-r", repo, "ps", timeout=60)
+    assert time.monotonic() - start < 15
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "values.yaml:" in result.stderr and "anchor bomb" in result.stderr, result.stderr
