@@ -177,3 +177,13 @@ def test_an_interrupted_generate_leaves_nothing_behind_on_the_next_run(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config", "out"]
     assert sorted(p.name for p in out.iterdir()) == ["ioc.subst", "mine.txt", "st.cmd"]
     assert (out / "mine.txt").read_text() == "the user's own file\n"
+
+
+def test_a_long_loop_without_range_is_stopped_by_the_render_time_limit(tmp_path):
+    # a billion empty iterations over a string: no range() to count, so the time limit acts
+    config = _config(tmp_path, "entities:\n  - type: demo.Template\n    text: \"{% set s = 'x' * "
+                     "1000 %}{% for a in s %}{% for b in s %}{% for c in s %}{% endfor %}"
+                     "{% endfor %}{% endfor %}\"\n")
+    result, took = _generate(config)
+    _refused(result, "ioc.yaml:5", "longer than 2 s")
+    assert took < 10
