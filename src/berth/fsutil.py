@@ -211,7 +211,11 @@ def write_folder(folder: Path, files: Mapping[Path, str | bytes], remove: Iterab
     entries are kept (hard-linked). Copies left by an interrupted run are removed first.
     Where the folder cannot be swapped (a mount point, a parent berth may not write in), the
     files are written one rename after another (`atomic_write_all`)."""
-    folder = Path(folder)
+    given = Path(folder)
+    # a link to the folder stays a link: its target is the folder swapped
+    folder = Path(os.path.realpath(given))
+    files = {folder / Path(p).relative_to(given): data for p, data in files.items()}
+    remove = [folder / Path(p).relative_to(given) for p in remove]
     for path in files:
         _refuse_in_the_way(folder, Path(path))
     for stale in folder.parent.glob(f".{folder.name}.gen-*"):
@@ -277,7 +281,12 @@ def _unchanged(folder: Path, files: Mapping[Path, str | bytes], remove: Iterable
 
 
 def _remove_tree(root: Path) -> None:
-    """Delete a folder and what it holds, as far as possible (shutil costs an import)."""
+    """Delete a folder and what it holds, as far as possible (shutil costs an import); a link
+    is removed, never followed."""
+    if root.is_symlink() or not root.is_dir():
+        with contextlib.suppress(OSError):
+            root.unlink()
+        return
     for dirpath, dirnames, filenames in os.walk(root, topdown=False):
         for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
             with contextlib.suppress(OSError):

@@ -104,3 +104,14 @@ def test_a_folder_in_the_way_is_refused_and_nothing_changes(tmp_path):
         fsutil.write_folder(out, {out / "a": "2\n", out / "b": "2\n"})
     assert (out / "a").read_text() == "1\n" and (out / "b").is_dir()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_link_to_the_output_folder_stays_a_link(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "keep").write_text("kept\n")
+    link = tmp_path / "runtime"
+    link.symlink_to(real)
+    fsutil.write_folder(link, {link / "st.cmd": "new\n"})
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert (real / "st.cmd").read_text() == "new\n" and (real / "keep").read_text() == "kept\n"
