@@ -187,3 +187,15 @@ def test_a_long_loop_without_range_is_stopped_by_the_render_time_limit(tmp_path)
     result, took = _generate(config)
     _refused(result, "ioc.yaml:5", "longer than 2 s")
     assert took < 10
+
+
+@pytest.mark.parametrize(("out", "words"), [
+    ("/sys/kernel/berth-out", "Operation not permitted"),  # refused even to root
+    ("/etc/passwd/out", "Not a directory"),
+])
+def test_an_output_folder_the_system_refuses_is_one_located_line(tmp_path, out, words):
+    config = _config(tmp_path)
+    result = run_berth("generate", config, "--defs", DEMO, "-o", out,
+                       env={"IOC_NAME": "HOSTILE"}, timeout=60)
+    _refused(result, f"{out}: cannot write outputs: {words}")
+    assert result.stderr.count("\n") == 1
