@@ -398,8 +398,12 @@ class Renderer:
                 for key, value in mapping.items()}
 
 
+_ALARM_SET = False  # whether berth's SIGALRM handler is installed (once: it costs ~20 us)
+
+
 def _alarm(_signum: int, _frame: Any) -> None:
-    raise _TimeUp
+    if _BUDGET:  # (an alarm outside a render, e.g. a late one, is ignored)
+        raise _TimeUp
 
 
 def _bounded_render(template: Any, context: dict[str, Any]) -> str:
@@ -408,16 +412,22 @@ def _bounded_render(template: Any, context: dict[str, Any]) -> str:
     import signal
     import threading
 
+    global _ALARM_SET
     timed = threading.current_thread() is threading.main_thread()
-    previous: Any = None
+    if timed and not _ALARM_SET:
+        if signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, signal.SIG_IGN):
+            timed = False  # someone else's alarm: leave it alone, the range budget still holds
+        else:
+            signal.signal(signal.SIGALRM, _alarm)
+            _ALARM_SET = True
     if timed:
-        previous = signal.signal(signal.SIGALRM, _alarm)
         signal.setitimer(signal.ITIMER_REAL, RENDER_SECONDS)
     _BUDGET.append(_Budget())
     try:
         out: list[str] = []
         size = 0
-        for chunk in template.generate(context):
+        # (the chunks as Template.render makes them, without generate()'s wrapping per chunk)
+        for chunk in template.root_render_func(template.new_context(context)):
             size += len(chunk)
             if size > MAX_OUTPUT:
                 raise _OverBudget(f"the template's output goes past the limit of {MAX_OUTPUT} "
@@ -425,7 +435,6 @@ def _bounded_render(template: Any, context: dict[str, Any]) -> str:
             out.append(chunk)
         return "".join(out)
     finally:
-        _BUDGET.pop()
         if timed:
             signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous if previous is not None else signal.SIG_DFL)
+        _BUDGET.pop()
