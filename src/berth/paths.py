@@ -10,6 +10,8 @@ import os
 import re
 from pathlib import Path
 
+from berth.fsutil import leaves, read_text
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -117,9 +119,9 @@ def instance_yaml(config_dir: Path) -> Path | None:
         if path.name in _NOT_INSTANCES or path.name.endswith(".ibek.support.yaml"):
             continue
         try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            continue
+            text = read_text(path, errors="replace")
+        except OSError as exc:  # a FIFO, a device, unreadable: say so, never block on it
+            raise _error(f"cannot read: {exc.strerror or exc}", path) from None
         if _ENTITIES_KEY.search(text):
             found.append(path)
     if len(found) > 1:
@@ -135,15 +137,17 @@ def find_startup(config_dir: Path) -> Startup:
         raise _error("config folder not found", config_dir)
     start_sh = config_dir / "start.sh"
     if start_sh.is_file():
-        return Startup("start.sh", [start_sh])
+        return Startup("start.sh", _inside(config_dir, [start_sh]))
     main = instance_yaml(config_dir)
     if main is not None:
         runtime = config_dir / "runtime.yaml"
-        return Startup("yaml", [main, runtime] if runtime.is_file() else [main])
+        return Startup("yaml", _inside(config_dir, [main, runtime] if runtime.is_file()
+                                       else [main]))
     st_cmd = config_dir / "st.cmd"
     if st_cmd.is_file():
         subst = config_dir / "ioc.subst"
-        return Startup("st.cmd", [st_cmd, subst] if subst.is_file() else [st_cmd])
+        return Startup("st.cmd", _inside(config_dir, [st_cmd, subst] if subst.is_file()
+                                         else [st_cmd]))
     raise _error("nothing to run: expected start.sh, an instance YAML (ioc.yaml or a *.yaml "
                  "with 'entities:') or st.cmd", config_dir)
 
@@ -161,7 +165,18 @@ def find_instance_files(config: Path) -> list[Path]:
         raise _error("no IOC instance YAML here: expected ioc.yaml or one *.yaml with a "
                      "top-level 'entities:' key", config)
     runtime = config / "runtime.yaml"
-    return [main, runtime] if runtime.is_file() else [main]
+    return _inside(config, [main, runtime] if runtime.is_file() else [main])
+
+
+def _inside(config: Path, files: list[Path]) -> list[Path]:
+    """`files`, each checked to be in the config folder: an instance file that is a link out
+    of it (`ioc.yaml -> /etc/passwd`) would make berth read, and show, what it points at."""
+    for file in files:
+        target = leaves(file, config)
+        if target is not None:
+            raise _error(f"is a symbolic link to {target}, outside the config folder "
+                         f"{config}: refused (copy the file into the folder instead)", file)
+    return files
 
 
 # -- private folders (sockets) ----------------------------------------------------------------

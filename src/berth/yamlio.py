@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from berth.errors import BerthError, Location, Problem
+from berth.fsutil import read_text
 
 # (yaml is imported on first parse: a `berth generate` whose files all come from the support
 # cache does not pay its ~13 ms)
@@ -191,6 +192,19 @@ _YAML11_ONLY = re.compile(r"^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OF
                           r"|[-+]?0[0-7_]+)$")
 
 
+# An alias shares its anchor's value, but whatever walks the document (templates, Helm, JSON)
+# sees it copied: "billion laughs" documents are refused once their aliases, expanded, would
+# add more than this many values; and nesting deeper than MAX_DEPTH (no real file comes near).
+MAX_ALIAS_EXPANSION = 100_000
+MAX_DEPTH = 100
+
+
+class _TooBig(Exception):
+    def __init__(self, message: str, mark: Any):
+        super().__init__(message)
+        self.message, self.mark = message, mark
+
+
 class _Builder:
     """Turns a composed node graph into YDict / YList / scalars, with positions."""
 
@@ -199,6 +213,10 @@ class _Builder:
 
         self.file = file
         self.done: dict[int, Any] = {}  # anchored nodes appear more than once
+        self.sizes: dict[int, int] = {}  # values in each container, aliases expanded
+        self.count = 0  # values built so far, aliases expanded
+        self.aliased = 0  # of which come from aliases
+        self.depth = 0
         self.yaml = yaml
         self.helm = helm
         self.ambiguous: list[Problem] = []
@@ -206,16 +224,40 @@ class _Builder:
     def build(self, node: Any) -> Any:
         yaml = self.yaml
         if type(node) is yaml.ScalarNode:
+            self.count += 1
             if self.helm and not node.style and _YAML11_ONLY.match(node.value):
                 self._ambiguous(node)
             convert = _SCALARS.get(node.tag)
             if convert is None:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"unsupported tag {node.tag!r}", node.start_mark)
-            return convert(node.value)
+            try:
+                return convert(node.value)
+            except ValueError as exc:  # e.g. an integer of more than 4300 digits
+                raise _TooBig(f"cannot read this number: {exc}", node.start_mark) from None
         cached = self.done.get(id(node))
         if cached is not None:
+            size = self.sizes.get(id(node), 1)  # (no size yet: an alias inside its anchor)
+            self.count += size
+            self.aliased += size
+            if self.aliased > MAX_ALIAS_EXPANSION:
+                raise _TooBig(f"aliases expand to more than {MAX_ALIAS_EXPANSION} values "
+                              "(an 'anchor bomb'?); write the values out instead",
+                              node.start_mark)
             return cached
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise _TooBig(f"nested more than {MAX_DEPTH} levels deep", node.start_mark)
+        start = self.count
+        try:
+            return self._container(node)
+        finally:
+            self.depth -= 1
+            self.sizes[id(node)] = self.count - start + 1
+            self.count += 1
+
+    def _container(self, node: Any) -> Any:
+        yaml = self.yaml
         if type(node) is yaml.SequenceNode:
             seq = YList()
             seq.file, seq.pos = self.file, _pos(node.start_mark)
@@ -279,15 +321,29 @@ class _Builder:
             f"write {fix} or quote it (\"{text}\")", Location(self.file, *_pos(node.start_mark))))
 
 
+def _line_column(text: str, offset: int) -> Pos:
+    """1-based line and column of a character offset into `text`."""
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
 def loads_yaml(text: str, file: str | Path | None = None, *, helm: bool = False) -> Any:
     """Parse YAML text; errors become a BerthError naming file, line and column. `helm`:
     refuse scalars Helm's YAML 1.1 reads differently (see the module docstring)."""
     import yaml
 
     name = str(file) if file is not None else "<string>"
-    loader = _loader_class()(text)
     try:
-        node = loader.get_single_node()
+        loader = _loader_class()(text)
+    except UnicodeEncodeError as exc:  # (lone surrogates, from text decoded leniently)
+        raise BerthError(Problem("invalid YAML: the text is not valid Unicode",
+                                 Location(name, *_line_column(text, exc.start)))) from None
+    try:
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            raise BerthError(Problem(f"invalid YAML: nested more than {MAX_DEPTH} levels deep",
+                                     Location(name, 1, 1))) from None
         builder = _Builder(name, helm)
         data = None if node is None else builder.build(node)
         if builder.ambiguous:
@@ -297,6 +353,14 @@ def loads_yaml(text: str, file: str | Path | None = None, *, helm: bool = False)
         raise BerthError(Problem(
             f"key '{dup.key}' appears twice in one mapping (first at line {dup.first[0]})",
             Location(name, *dup.second))) from None
+    except _TooBig as big:
+        raise BerthError(Problem(big.message, Location(name, *_pos(big.mark)))) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML forbids (NUL...): at an offset
+        line, column = _line_column(text, exc.position)
+        what = (f"character {exc.character!r} is not allowed in YAML"
+                if isinstance(exc.character, str) else str(exc.reason))
+        raise BerthError(Problem(f"invalid YAML: {what}", Location(name, line, column))) \
+            from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = _pos(mark) if mark is not None else (0, 0)
@@ -311,7 +375,7 @@ def loads_yaml(text: str, file: str | Path | None = None, *, helm: bool = False)
 def load_yaml(path: str | Path, *, helm: bool = False) -> Any:
     """Read and parse a YAML file (see `loads_yaml`)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_text(path)
     except OSError as exc:
         raise BerthError(Problem(f"cannot read file: {exc.strerror or exc}", Location(path))) \
             from None

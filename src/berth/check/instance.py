@@ -25,6 +25,7 @@ from berth.epics.origin import Origins, templates_of_subst
 from berth.epics.records import link_problem, read_records
 from berth.epics.startup_script import database_loads
 from berth.errors import BerthError, Location, Problem
+from berth.fsutil import links_out, read_text
 from berth.run import launch
 from berth.run.ioc_map import how_to_run
 from berth.yamlio import YDict, YList, load_yaml
@@ -158,10 +159,18 @@ class SchemaCache:
         return self._schemas[key]
 
 
-def prepare(service: Service, work: Path, user_defs: Sequence[Path], schemas: SchemaCache
-            ) -> InstanceCheck:
-    """Everything up to the EPICS load: config folder, schema, generation, expansion."""
+def prepare(service: Service, work: Path, user_defs: Sequence[Path], schemas: SchemaCache,
+            repo_root: Path | None = None) -> InstanceCheck:
+    """Everything up to the EPICS load: config folder, schema, generation, expansion. Links
+    out of `repo_root` (the repository is the boundary) stop the instance's check there."""
     check = InstanceCheck(service.name, service, work)
+    if repo_root is not None and service.path.is_dir():
+        for link, target in links_out(service.path, repo_root):
+            check.error(f"is a symbolic link to {target}, outside the repository {repo_root}: "
+                        "refused (berth reads only the repository's own files)",
+                        Location(link))
+        if check.problems:
+            return check
     env = dict(service.environment)
     env.setdefault("IOC_NAME", service.name)
     check.ioc_name = env["IOC_NAME"]
@@ -218,7 +227,7 @@ def prepare(service: Service, work: Path, user_defs: Sequence[Path], schemas: Sc
         if st_cmd_text is None:
             return check
     else:
-        st_cmd_text = planned.files[0].read_text(errors="replace")
+        st_cmd_text = read_text(planned.files[0], errors="replace")
         subst = planned.files[1] if len(planned.files) > 1 else None
 
     source = planned.files[0]
@@ -322,7 +331,7 @@ def _instance_line(file: Path, text: str) -> Location:
     """The first line of `file` mentioning `text` (to place a problem found in generated
     output back in the instance YAML)."""
     with contextlib.suppress(OSError):
-        for number, line in enumerate(file.read_text(errors="replace").splitlines(), 1):
+        for number, line in enumerate(read_text(file, errors="replace").splitlines(), 1):
             if text and text in line:
                 return Location(file, number)
     return Location(file)
@@ -350,7 +359,7 @@ def _plan_loads(check: InstanceCheck, st_cmd: str, subst: Path | None, config: P
         if text is not None:
             ioc_db.write_text(text)
             plan.origins[ioc_db] = Origins(text, templates_of_subst(
-                subst.read_text(errors="replace"), plan.include))
+                read_text(subst, errors="replace"), plan.include))
             plan.made_for[ioc_db] = source
     for number, load in enumerate(database_loads(st_cmd, env, mapping)):
         where = (Location(source, load.line) if source.name == "st.cmd"
@@ -374,7 +383,7 @@ def _plan_loads(check: InstanceCheck, st_cmd: str, subst: Path | None, config: P
             out = runtime / f"template-{number}.db"
             out.write_text(text)
             plan.origins[out] = Origins(text, templates_of_subst(
-                path.read_text(errors="replace"), plan.include))
+                read_text(path, errors="replace"), plan.include))
             plan.made_for[out] = path
             plan.loads.append((out, ""))
         else:
@@ -454,7 +463,7 @@ def collect_pvs(check: InstanceCheck) -> None:
     for path, macros in plan.loads:
         try:
             if path in plan.origins:
-                text = path.read_text(errors="replace")
+                text = read_text(path, errors="replace")
             else:
                 text = msi.expand_template(path, plan.include, _macro_dict(macros),
                                            strict=False, warnings=[])

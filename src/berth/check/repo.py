@@ -135,7 +135,8 @@ def check_repo(root: Path, names: Sequence[str] = (), defs: Sequence[Path] = ())
 
     schemas = inst.SchemaCache()
     with tempfile.TemporaryDirectory(prefix="berth-check-") as tmp:
-        checks = [inst.prepare(service, Path(tmp) / name, user_defs, schemas)
+        checks = [inst.prepare(service, Path(tmp) / name, user_defs, schemas,
+                               scan.root)
                   for name, service in iocs.items()]
         workers = max(1, min(len(checks), os.cpu_count() or 1))
         with ThreadPoolExecutor(workers) as pool:

@@ -97,6 +97,19 @@ def report(err: BerthError) -> int:
     return err.exit_code
 
 
+DISK_TROUBLE = {28, 30, 13, 1, 122}  # ENOSPC, EROFS, EACCES, EPERM, EDQUOT
+
+
+def report_os_error(err: OSError) -> int:
+    """An OS refusal no check foresaw (permission denied, a name too long, a folder where a
+    file was expected...): one line naming the path, exit 2, no traceback."""
+    where = f"{err.filename}: " if err.filename else ""
+    # What the file system refuses (full, read-only, not ours) stops the verb where it was.
+    after = "; nothing more was changed" if err.errno in DISK_TROUBLE else ""
+    print(f"berth: {where}{err.strerror or err}{after}", file=sys.stderr)
+    return 2
+
+
 def _fast(args: list[str]) -> None:
     """`generate`, `schema` and `run` with ordinary arguments, without typer: their `fast(argv)`
     returns an exit code, or None for "let typer handle these arguments" (help, mistakes)."""
@@ -110,6 +123,8 @@ def _fast(args: list[str]) -> None:
         code = module.fast(args)
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as exc:
+        sys.exit(report_os_error(exc))
     except Exception as exc:
         errors = sys.modules.get("berth.errors")  # a BerthError exists only once it is imported
         if errors is None or not isinstance(exc, errors.BerthError):
@@ -188,21 +203,10 @@ def main(argv: list[str] | None = None) -> None:
         app(args=args, prog_name="berth", standalone_mode=True)
     except BerthError as err:
         sys.exit(report(err))
-    except OSError as exc:
-        if exc.errno not in DISK_TROUBLE:
-            raise
-        sys.exit(report(BerthError(disk_problem(exc))))
+    except OSError as err:
+        sys.exit(report_os_error(err))
     except KeyboardInterrupt:
         sys.exit(130)
-
-
-# What the file system refuses (full, read-only, not ours): the user's to fix, in one line.
-DISK_TROUBLE = {28, 30, 13, 1, 122}  # ENOSPC, EROFS, EACCES, EPERM, EDQUOT
-
-
-def disk_problem(exc: OSError) -> str:
-    where = f"{exc.filename}: " if exc.filename else ""
-    return f"{where}{exc.strerror or exc}; nothing more was changed"
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 
 from berth.deploy.services import Layout, Service, ServicesRepo
 from berth.errors import BerthError, Location, Problem
+from berth.fsutil import links_out
 
 LOCAL_PREFIX = "local-"
 SERVICES = PurePosixPath("services")
@@ -66,6 +67,15 @@ def _finish(tmp: Path, final: Path) -> Path:
 def _check(release: Path, name: str, shown_as: str) -> Service:
     """Load the service from a release, naming `shown_as` instead of the release's temp path."""
     try:
+        for link, target in links_out(release):  # a release must hold all it serves
+            raise BerthError(Problem(f"is a symbolic link to {target}, outside the release: "
+                                     "refused (copy the file into the repository instead)",
+                                     Location(link), entity=name))
+        for link in release.rglob("*"):
+            if link.is_symlink() and not link.exists():
+                raise BerthError(Problem(f"is a symbolic link to {os.readlink(link)}, which is "
+                                         "not in the release: refused", Location(link),
+                                         entity=name))
         service = ServicesRepo.load(release).service(name)
         if service.config_dir is None:
             raise BerthError(Problem(f"instance '{name}' has no config folder",

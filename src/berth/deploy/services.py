@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from berth.errors import BerthError, Location, Problem
 from berth.tools.git import Git
-from berth.yamlio import YDict, load_yaml
+from berth.yamlio import YDict, YList, describe, load_yaml, location_of
 
 IOC_CHART = "ioc-instance"
 Layout = Literal["helm", "compose"]
@@ -193,6 +193,7 @@ def load_helm_services(
     shared_file = services_dir / "values.yaml"
     shared: dict[str, Any] = (read(shared_file, "shared values file")
                               if shared_file.exists() else None) or {}
+    _check_values_shape(shared, shared_file)
     found: dict[str, Service] = {}
     for folder in sorted(services_dir.iterdir()):
         if folder.name.startswith(".") or not folder.is_dir():
@@ -203,10 +204,52 @@ def load_helm_services(
         own = read(values_file, "values file") if values_file.exists() else YDict()
         if own is None:
             continue
+        _check_values_shape(own, values_file)
         chart = IOC_CHART if IOC_CHART in own else _chart_key(own)
         found[folder.name] = Service(folder.name, folder, "helm", helm_merge(shared, own), chart,
                                      values_file, own if values_file.exists() else None)
     return found
+
+
+def _kind_problem(doc: Any, key: str, what: str, file: Path, kind: type) -> None:
+    """A located error when `doc[key]` is set to something other than a `kind`."""
+    value = doc.get(key) if isinstance(doc, dict) else None
+    if value is not None and not isinstance(value, kind):
+        noun = "a mapping" if kind is dict else "a list"
+        raise BerthError(Problem(f"{what} must be {noun}, got {describe(value)}",
+                                 location_of(doc, key) if isinstance(doc, YDict)
+                                 else Location(file), field=key))
+
+
+def _check_values_shape(values: Any, file: Path) -> None:
+    """The parts of a values file berth reads must have the shape Helm's chart expects."""
+    for key in (IOC_CHART, "global"):
+        _kind_problem(values, key, f"'{key}'", file, dict)
+    for block in (values.get(IOC_CHART), values.get("global")):
+        _kind_problem(block, "env", "'env'", file, list)
+        for item in (block or {}).get("env") or [] if isinstance(block, dict) else []:
+            if not isinstance(item, dict) or "name" not in item:
+                raise BerthError(Problem(
+                    f"each item of 'env' must be a mapping with 'name' and 'value', got "
+                    f"{describe(item)}", location_of(block["env"], block["env"].index(item))
+                    if isinstance(block["env"], YList) else Location(file), field="env"))
+
+
+def _check_compose_shape(doc: Any, file: Path) -> None:
+    _kind_problem(doc, "services", "'services'", file, dict)
+    _kind_problem(doc, "configs", "'configs'", file, dict)
+    _kind_problem(doc, "include", "'include'", file, list)
+    for name, spec in (doc.get("services") or {}).items():
+        if not isinstance(spec, dict):
+            raise BerthError(Problem(f"service '{name}' must be a mapping, got "
+                                     f"{describe(spec)}", location_of(doc["services"], name)))
+        for key, kind in (("labels", (dict, list)), ("environment", (dict, list)),
+                          ("configs", list), ("extends", (str, dict))):
+            value = spec.get(key)
+            if value is not None and not isinstance(value, kind):
+                raise BerthError(Problem(f"'{key}' of service '{name}' has the wrong kind: "
+                                         f"{describe(value)}", location_of(spec, key),
+                                         field=key))
 
 
 def _chart_key(values: dict[str, Any]) -> str | None:
@@ -247,6 +290,7 @@ def _collect_compose(file: Path, found: dict[str, Service], seen: set[Path]) -> 
     seen.add(file)
     doc = _read_yaml(file, "compose file") or YDict()
     _require_mapping(doc, file)
+    _check_compose_shape(doc, file)
     for included in _include_paths(doc, file.parent):
         _collect_compose(included, found, seen)
     configs = {
@@ -273,6 +317,8 @@ def _resolve_extends(spec: dict[str, Any], file: Path, depth: int) -> dict[str, 
         extends = {"service": extends}
     base_file = (file.parent / extends["file"]).resolve() if "file" in extends else file
     base_doc = _read_yaml(base_file, "compose file") or {}
+    _require_mapping(base_doc, base_file)
+    _check_compose_shape(base_doc, base_file)
     base_spec = (base_doc.get("services") or {}).get(extends.get("service"))
     if not isinstance(base_spec, dict):
         raise BerthError(

@@ -23,6 +23,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from berth.fsutil import read_text
+
 RESULT_MARKER = "berth-check-result: "
 MAX_ROUNDS = 200  # fatal errors per file before giving up (each costs one reload)
 TIMEOUT = 120.0
@@ -31,7 +33,8 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _IN_FILE = re.compile(r'in file "(?P<file>[^"]+)" line (?P<line>\d+)')
 _CONTEXT = re.compile(r"^\s*(?P<line>\d+) \| ")
 _RECORD_START = re.compile(r"^\s*g?record\s*\(")
-_NOISE = ("Failed to load", "iocsh Error", "syntax error")
+_NOISE = ("Failed to load", "iocsh Error")
+_SYNTAX = "syntax error"  # its own error, unless it follows another one at the same place
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,11 @@ def parse_errors(output: str, default_file: str) -> tuple[list[DbError], int | N
                 line = int(context["line"])
             last_line = line
             for message in pending:
+                if message == _SYNTAX:
+                    if any(e.file == file and e.line == line for e in errors):
+                        continue  # the parser's echo of the error just reported
+                    token = re.search(r"at or before ('[^']*')", text)
+                    message += f" at or before {token[1]}" if token else ""
                 errors.append(DbError(file, line, message))
             pending = []
             continue
@@ -203,7 +211,7 @@ def _quote(path: str) -> str:
 
 
 def _load_one(ioc: object, db: Path, macros: str) -> list[DbError]:
-    lines = db.read_text(errors="replace").splitlines()
+    lines = read_text(db, errors="replace").splitlines()
     seen: dict[tuple[int, str], DbError] = {}
     work = Path(tempfile.mkdtemp(prefix="berth-check-")) / db.name
     current = db

@@ -60,7 +60,9 @@ def _pattern(line: str) -> re.Pattern[str]:
 class _Template:
     def __init__(self, path: Path):
         self.path = path
-        self.lines = [t.strip() for t in path.read_text(errors="replace").splitlines()]
+        from berth.fsutil import read_text
+
+        self.lines = [t.strip() for t in read_text(path, errors="replace").splitlines()]
 
     @cached_property
     def patterns(self) -> list[re.Pattern[str]]:

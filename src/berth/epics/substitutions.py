@@ -29,7 +29,7 @@ from pathlib import Path
 
 from berth.epics.macros import Definition, MacroTable, Ref, Report, compile_text
 from berth.errors import BerthError, Location, Problem
-from berth.fsutil import atomic_write
+from berth.fsutil import atomic_write, read_text
 
 SUBSTITUTION_SUFFIXES = (".substitutions", ".subst", ".sub", ".substitution")
 _MAX_PROBLEMS = 50  # per call: beyond this, one summary line
@@ -335,7 +335,7 @@ def _not_found(name: str, include_paths: Sequence[Path], where: Location) -> Ber
 
 def _read(path: Path, where: Location) -> str:
     try:
-        return path.read_text(encoding="utf-8", errors="surrogateescape")
+        return read_text(path, errors="surrogateescape")
     except OSError as exc:
         raise BerthError(Problem(f"cannot read {path}: {exc.strerror}", where)) from None
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from berth import paths
 from berth.errors import BerthError, Location, Problem
+from berth.fsutil import leaves
 from berth.ioc.entity import Entity, TemplateProblem
 from berth.ioc.expand import EntityExpander, TopEntity
 from berth.ioc.render import Generated, GenerateOptions, PviEntity, epics_root, outputs
@@ -110,6 +111,10 @@ def _support_files(instance_files: list[Path], defs: Iterable[Path], beside: boo
     seen = {p.resolve() for p in files}
     folder = Path(instance_files[0]).parent
     for extra in sorted(folder.glob(SUPPORT_GLOB)) if beside else []:
+        target = leaves(extra, folder)
+        if target is not None:
+            raise BerthError(Problem(f"is a symbolic link to {target}, outside the config "
+                                     f"folder {folder}: refused", Location(extra)))
         if extra.resolve() not in seen:
             files.append(extra)
             seen.add(extra.resolve())
@@ -171,8 +176,6 @@ def generate(instance_files: list[Path], defs: list[Path], options: GenerateOpti
 def write_outputs(generated: Generated, out_dir: Path, opi_dir: Path | None = None) -> list[Path]:
     """Write st.cmd, ioc.subst, (when needed) wait_list.yaml and the `<Device>.pvi.template`s
     into `out_dir`, and the screens into `opi_dir` (default `<out_dir>/opi`), all or nothing."""
-    from berth.fsutil import atomic_write_all
-
     out_dir = Path(out_dir)
     opi_dir = Path(opi_dir) if opi_dir is not None else out_dir / "opi"
     files: dict[Path, str] = {
@@ -183,12 +186,21 @@ def write_outputs(generated: Generated, out_dir: Path, opi_dir: Path | None = No
         files[out_dir / "wait_list.yaml"] = generated.wait_list
     for name, text in generated.pvi_files().items():
         files[(out_dir if name.endswith(".template") else opi_dir) / name] = text
+    # a wait list left from an earlier generation would be wrong now
+    stale = [] if generated.wait_list is not None else [out_dir / "wait_list.yaml"]
+    if out_dir not in opi_dir.parents and any(p.parent == opi_dir for p in files):
+        _write({p: t for p, t in files.items() if p.parent != opi_dir}, out_dir, stale)
+        _write({p: t for p, t in files.items() if p.parent == opi_dir}, opi_dir, [])
+    else:
+        _write(files, out_dir, stale)
+    return list(files)
+
+
+def _write(files: dict[Path, str], folder: Path, stale: list[Path]) -> None:
+    from berth.fsutil import write_folder
+
     try:
-        atomic_write_all(files)
+        write_folder(folder, files, stale)
     except OSError as exc:
         raise BerthError(Problem(f"cannot write outputs: {exc.strerror or exc}",
-                                 Location(exc.filename or out_dir))) from None
-    stale = out_dir / "wait_list.yaml"
-    if generated.wait_list is None and stale.is_file():
-        stale.unlink()  # a wait list left from an earlier generation would be wrong now
-    return list(files)
+                                 Location(exc.filename or folder))) from None

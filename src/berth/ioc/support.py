@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from berth import fsutil
 from berth.errors import BerthError, Location
 from berth.yamlio import (
     MISSING,
@@ -437,7 +438,7 @@ def _load_file(path: Path, chk: Checker, cache: SupportCache | None) -> list[Ent
     key = None
     name = str(path)  # the one string every location of the models holds (see the cache)
     try:
-        content = path.read_bytes()
+        content = fsutil.read_bytes(path)
         text = content.decode("utf-8")
     except (OSError, UnicodeDecodeError):
         pass  # load_yaml below reports it, with its usual message

@@ -219,11 +219,12 @@ def load_yaml_cached(path: Path) -> Any:
     """`berth.yamlio.load_yaml` of a file, through the cache: the same bytes seen before are
     unpickled, not parsed (and PyYAML is not even imported). Used for IOC instance files,
     which are the same at every start of an IOC."""
+    from berth.fsutil import read_bytes
     from berth.yamlio import YDict, load_yaml, loads_yaml
 
     cache = SupportCache.open()
     try:
-        data = path.read_bytes()
+        data = read_bytes(path)
         text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return load_yaml(path)  # (which says what is wrong)

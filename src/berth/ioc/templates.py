@@ -49,6 +49,50 @@ def _describe_missing(obj: Any, name: str) -> str:
     return f"{type(obj).__name__} value has no attribute '{name}'"
 
 
+# Templates come from repositories anyone with a merge request can change: each render is
+# bounded in loop iterations, output size and time (no real template comes near these).
+MAX_ITERATIONS = 1_000_000  # items all the range()s of one render may yield
+MAX_OUTPUT = 4 * 1024 * 1024  # characters one render may produce (also one `*` result)
+RENDER_SECONDS = 2.0
+
+
+class _Budget:
+    """What is left of one render's allowance (see MAX_ITERATIONS...)."""
+
+    def __init__(self) -> None:
+        self.iterations = MAX_ITERATIONS
+
+
+_BUDGET: list[_Budget] = []  # the render under way (renders do not nest, but stay safe)
+
+
+class _OverBudget(Exception):
+    """A template went past a limit (message in words for the user)."""
+
+
+class _TimeUp(BaseException):
+    """Raised by the render alarm; a BaseException so template code cannot swallow it."""
+
+
+def _bounded_range(*args: int) -> Any:
+    """`range` for templates: one render's ranges together yield at most MAX_ITERATIONS."""
+    numbers = range(*args)
+    budget = _BUDGET[-1] if _BUDGET else None
+    if budget is not None:
+        if len(numbers) > budget.iterations:
+            raise _OverBudget(f"range() of {len(numbers)} items goes past the limit of "
+                              f"{MAX_ITERATIONS} loop iterations for one template")
+        budget.iterations -= len(numbers)
+    return numbers
+
+
+def _check_size(value: Any) -> Any:
+    if isinstance(value, str | bytes | list | tuple) and len(value) > MAX_OUTPUT:
+        raise _OverBudget(f"a value of {len(value)} items goes past the limit of "
+                          f"{MAX_OUTPUT} for one template")
+    return value
+
+
 _ENV: Any = None
 
 
@@ -75,6 +119,21 @@ def jinja_environment() -> Any:
                 return _describe_missing(obj, str(name))
 
         class Environment(SandboxedEnvironment):
+            intercepted_binops = frozenset(("*", "**"))
+
+            def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+                if operator == "**":
+                    if isinstance(right, int) and abs(right) > 1000 and isinstance(left, int) \
+                            and abs(left) > 1:
+                        raise _OverBudget(f"{left} ** {right} is too large a number")
+                    return left ** right
+                sequence, times = (left, right) if isinstance(right, int) else (right, left)
+                if isinstance(times, int) and isinstance(sequence, str | bytes | list | tuple) \
+                        and len(sequence) * times > MAX_OUTPUT:
+                    raise _OverBudget(f"a value of {len(sequence) * times} items goes past "
+                                      f"the limit of {MAX_OUTPUT} for one template")
+                return _check_size(left * right)
+
             def getattr(self, obj: Any, attribute: str) -> Any:
                 if not _has_attribute(obj, attribute):
                     return self.getitem(obj, attribute)
@@ -89,6 +148,7 @@ def jinja_environment() -> Any:
                 return super().getitem(obj, argument)
 
         _ENV = Environment(undefined=Undefined, keep_trailing_newline=False, autoescape=False)
+        _ENV.globals["range"] = _bounded_range
     return _ENV
 
 
@@ -315,7 +375,12 @@ class Renderer:
         from jinja2.exceptions import SecurityError
 
         try:
-            return template.render(self.context(fields))
+            return _bounded_render(template, self.context(fields))
+        except _OverBudget as exc:
+            raise TemplateProblem(str(exc), source) from None
+        except _TimeUp:
+            raise TemplateProblem(f"rendering took longer than {RENDER_SECONDS:g} s (an "
+                                  "endless or very long loop?)", source) from None
         except TemplateProblem as exc:
             exc.template = source
             raise
@@ -331,3 +396,45 @@ class Renderer:
         """Render each value; a key with no value means `{{ KEY }}`."""
         return {key: self.render(fields, value if value is not None else f"{{{{ {key} }}}}")
                 for key, value in mapping.items()}
+
+
+_ALARM_SET = False  # whether berth's SIGALRM handler is installed (once: it costs ~20 us)
+
+
+def _alarm(_signum: int, _frame: Any) -> None:
+    if _BUDGET:  # (an alarm outside a render, e.g. a late one, is ignored)
+        raise _TimeUp
+
+
+def _bounded_render(template: Any, context: dict[str, Any]) -> str:
+    """`template.render(context)` within MAX_ITERATIONS, MAX_OUTPUT and (in the main thread,
+    where a signal can interrupt any loop, even an empty one) RENDER_SECONDS."""
+    import signal
+    import threading
+
+    global _ALARM_SET
+    timed = threading.current_thread() is threading.main_thread()
+    if timed and not _ALARM_SET:
+        if signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, signal.SIG_IGN):
+            timed = False  # someone else's alarm: leave it alone, the range budget still holds
+        else:
+            signal.signal(signal.SIGALRM, _alarm)
+            _ALARM_SET = True
+    if timed:
+        signal.setitimer(signal.ITIMER_REAL, RENDER_SECONDS)
+    _BUDGET.append(_Budget())
+    try:
+        out: list[str] = []
+        size = 0
+        # (the chunks as Template.render makes them, without generate()'s wrapping per chunk)
+        for chunk in template.root_render_func(template.new_context(context)):
+            size += len(chunk)
+            if size > MAX_OUTPUT:
+                raise _OverBudget(f"the template's output goes past the limit of {MAX_OUTPUT} "
+                                  "characters")
+            out.append(chunk)
+        return "".join(out)
+    finally:
+        if timed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        _BUDGET.pop()

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from berth import paths
+from berth.fsutil import read_text as read_bounded
 
 # (Not importing typing, dataclasses and berth.errors before the builder is forked keeps an
 # IOC's start-up ~15 ms shorter: the builder imports them while the runner starts.)
@@ -178,7 +179,7 @@ def _only_comments(subst: Path) -> bool:
     """Whether a substitution file holds nothing but blank and `#` comment lines (as generated
     for an instance without database templates): it expands to nothing."""
     try:
-        text = subst.read_text(encoding="utf-8", errors="surrogateescape")
+        text = read_bounded(subst, errors="surrogateescape")
     except OSError:
         return False  # msi reports it
     return all(not line or line.startswith("#") for line in map(str.strip, text.splitlines()))
@@ -231,8 +232,18 @@ def _ibek_runtime_steps(launch: Launch, options: RunOptions) -> None:
 
 
 def _check_console_free(socket_path: Path) -> None:
-    if not socket_path.exists():
+    import stat
+
+    try:
+        mode = os.lstat(socket_path).st_mode
+    except FileNotFoundError:
         return
+    except OSError as exc:  # a name too long...
+        raise _error(f"unusable console socket path: {exc.strerror}", socket_path) from None
+    if not stat.S_ISSOCK(mode):  # berth would delete it as a stale socket: refuse instead
+        raise _error("the console socket path holds something that is not a socket (a "
+                     "folder or a file): move it away or give another --console-socket",
+                     socket_path)
     from berth.run.console import is_live
 
     if is_live(socket_path):
@@ -336,8 +347,7 @@ def prepare_runtime(launch: Launch) -> None:
         from berth.fsutil import atomic_write
 
         atomic_write(launch.st_cmd, launch.rewritten)
-    if options.console_socket is not None:
-        _check_console_free(options.console_socket)
+    _check_console_free(options.console_socket or options.runtime_dir / "console.sock")
 
 
 def main(args: list[str]) -> int | None:

@@ -39,8 +39,10 @@ STARTING, READY, NOT_ANSWERING, UNPROBED = "starting", "ready", "not answering",
 
 def first_record(db: Path) -> str | None:
     """The name of the first record of an expanded database file (None when there is none)."""
+    from berth.fsutil import read_text
+
     try:
-        text = db.read_text(errors="replace")
+        text = read_text(db, errors="replace")
     except OSError:
         return None
     for match in RECORD.finditer(text):

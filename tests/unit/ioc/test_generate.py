@@ -434,8 +434,7 @@ def _block_a_rename(out: Path) -> None:
 
 @pytest.mark.parametrize("block", [
     pytest.param(_block_staging, id="staging"),
-    pytest.param(_block_a_rename, id="rename", marks=pytest.mark.xfail(
-        strict=True, reason="lands with h-input")),
+    pytest.param(_block_a_rename, id="rename"),
 ])
 def test_a_failing_write_leaves_the_old_outputs_and_no_temporary_files(tmp_path, block):
     pvi = _demo_screen_pvi(tmp_path / "pvi")

@@ -18,6 +18,7 @@ from typing import Any
 from berth import paths
 from berth.deploy.services import Service
 from berth.errors import BerthError, Location, Problem
+from berth.fsutil import read_text
 
 CONFIG_TARGET = paths.CONFIG_DIR
 DATA_TARGET = "/autosave"
@@ -210,7 +211,7 @@ def compose_env(root: Path) -> dict[str, str]:
     values: dict[str, str] = {}
     dotenv = root / ".env"
     if dotenv.is_file():
-        for line in dotenv.read_text().splitlines():
+        for line in read_text(dotenv, errors="replace").splitlines():
             line = line.strip()
             if line and not line.startswith("#") and "=" in line:
                 key, value = line.split("=", 1)
