@@ -130,7 +130,7 @@ def file_descriptors() -> dict[str, float]:
 
 def epics_version() -> str:
     """EPICS_VERSION_STRING of the loaded base (devIocStats' EPICS_VERS)."""
-    header = epics._package_dir("epicscorelibs") / "include" / "epicsVersion.h"
+    header = epics.base_dbd_dir().parent / "include" / "epicsVersion.h"
     with contextlib.suppress(OSError):
         for line in header.read_text().splitlines():
             if line.startswith("#define EPICS_VERSION_STRING"):
@@ -154,7 +154,8 @@ class IocStats:
                 (self.dbc, "dbGetString", [vp], cp),
                 (self.dbc, "dbGetRecordTypeName", [vp], cp),
                 (self.dbc, "dbGetNRecords", [vp], ctypes.c_int),
-                (self.dbc, "scanIoInit", [vp], None), (self.dbc, "scanIoRequest", [vp], ctypes.c_uint),
+                (self.dbc, "scanIoInit", [vp], None),
+                (self.dbc, "scanIoRequest", [vp], ctypes.c_uint),
                 (self.dbc, "scanPeriod", [ctypes.c_int], ctypes.c_double),
                 (self.dbc, "casStatsFetch", [vp, vp], None),
                 (self.dbc, "scanOnceQueueStatus", [ctypes.c_int, vp], ctypes.c_int),
@@ -331,6 +332,8 @@ class IocStats:
             return float(os.getpid())
         if parm == "parent_proc_id":
             return float(os.getppid())
+        if parm == "no_of_cpus":
+            return float(os.cpu_count() or 1)
         if parm == "scanOnceQueueSize":
             return float(self._queues().get("scanOnceQueueSize", 0.0))
         if parm == "cbQueueSize":
