@@ -75,6 +75,11 @@ def db_dir() -> Path:
     return ASSETS / "db"
 
 
+def iocstats_dir() -> Path:
+    """The soft IOC's devIocStats folder ($IOCSTATS: `db/iocAdminSoft.db`, ...)."""
+    return ASSETS / "iocStats"
+
+
 def support_files() -> list[Path]:
     """The support YAMLs describing what the soft IOC can instantiate (modules epics, berth)."""
     return sorted((ASSETS / "support").glob(SUPPORT_GLOB))

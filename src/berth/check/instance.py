@@ -351,7 +351,12 @@ def _plan_loads(check: InstanceCheck, st_cmd: str, subst: Path | None, config: P
     ioc_db = runtime / "ioc.db"
     if subst is not None and subst.is_file():
         try:
-            text = msi.expand_substitutions(subst, plan.include, {}, strict=False,
+            # $(IOCSTATS) in file names: the soft IOC's iocStats folder, as `berth run` sets it
+            from berth import paths
+
+            names = {} if plan.binary is not None else {
+                "IOCSTATS": os.environ.get("IOCSTATS") or str(paths.iocstats_dir())}
+            text = msi.expand_substitutions(subst, plan.include, names, strict=False,
                                             warnings=warnings)
         except BerthError as err:
             check.problems += err.problems

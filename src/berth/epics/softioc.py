@@ -53,9 +53,11 @@ class SoftIoc:
         self.libs.db_core.iocshRegisterCommon()
         self._keep: list[object] = []  # ctypes objects iocsh points into must stay alive
         self._register_record_device_driver()
-        from berth.epics import autosave
+        self.script: Path | None = None  # the start-up script run (devIocStats' ST_SCRIPT)
+        from berth.epics import autosave, iocstats
 
         autosave.install(self)
+        iocstats.install(self)
 
     def _register_record_device_driver(self) -> None:
         db_core, com = self.libs.db_core, self.libs.com
@@ -82,6 +84,7 @@ class SoftIoc:
 
     def run_script(self, script: Path) -> StartupFailure | None:
         """Run `script` line by line, echoing each line as iocsh does for scripts."""
+        self.script = script
         lines = script.read_text(errors="replace").splitlines()
         for number, raw in enumerate(lines, start=1):
             line = raw.strip()

@@ -292,6 +292,8 @@ def plan(options: RunOptions, env: Mapping[str, str] | None = None) -> Launch:
 
         launch_env["EPICS_DB_INCLUDE_PATH"] += os.pathsep + epics.dbd_search_path()
         launch_env["PVXS_QSRV_ENABLE"] = "YES"
+        # $(IOCSTATS)/db/... in devIocStats' entities, as /epics/support/iocStats in a container
+        launch_env["IOCSTATS"] = base_env.get("IOCSTATS") or str(paths.iocstats_dir())
 
     startup = paths.find_startup(config)
     path_map = {

@@ -31,7 +31,7 @@ def test_the_soft_ioc_folder_and_templates_are_there():
     assert 'alias("$(name)", "$(alias)")' in alias
     names = {p.name for p in softioc.support_files()}
     assert names == {"epics.ibek.support.yaml", "berth.ibek.support.yaml",
-                     "autosave.ibek.support.yaml"}
+                     "autosave.ibek.support.yaml", "devIocStats.ibek.support.yaml"}
     berth_models = models(softioc.ASSETS / "support" / "berth.ibek.support.yaml")
     assert berth_models["Template"] == {"file": ("str", "<required>"), "macros": ("dict", {})}
     assert berth_models["Templates"] == {"templates": ("list", "<required>")}
