@@ -178,3 +178,24 @@ def test_given_defs_come_first(repo: Path, tmp_path: Path, corpus: Path) -> None
     assert by_name["bl01t-ea-ioc-01"]["checked"] == ["schema", "generate"]
     assert not (tmp_path / "cache").exists()
     assert os.environ.get("PATH") and sys.executable
+
+
+def test_schema_and_generate_take_the_image(repo: Path, tmp_path: Path,
+                                            generic_image: str) -> None:
+    env = {"BERTH_IMAGE_DEFS_DIR": str(tmp_path / "cache")}
+    schema = run_berth("schema", "--image", generic_image, env=env, timeout=120)
+    assert schema.returncode == 0, schema.stderr
+    assert "berthtest.Thing" in schema.stdout and "asyn.AsynIP" in schema.stdout
+    no_engine = tmp_path / "bin"
+    no_engine.mkdir()
+    config = repo / "services" / "bl01t-ea-ioc-01" / "config"
+    out = tmp_path / "out"
+    generated = run_berth("generate", config, "--image", generic_image, "-o", out,
+                          env={**env, "PATH": str(no_engine)}, timeout=120)  # from the cache
+    assert generated.returncode == 0, generated.stderr
+    assert "berthtest.template" in (out / "ioc.subst").read_text()
+    missing = run_berth("generate", config, "--image", generic_image, "-o", out,
+                        env={"BERTH_IMAGE_DEFS_DIR": str(tmp_path / "none"),
+                             "PATH": str(no_engine)}, timeout=120)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert f"docker pull {generic_image}" in missing.stderr
