@@ -79,7 +79,7 @@ def _private(path: Path) -> bool:
     return st.st_uid == os.geteuid() and not st.st_mode & 0o022
 
 
-def _name_file(root: Path, image: str) -> Path:
+def name_file_of(root: Path, image: str) -> Path:
     return root / "names" / hashlib.sha256(image.encode()).hexdigest()[:32]
 
 
@@ -90,7 +90,7 @@ def _folder(root: Path, digest: str) -> Path:
 def cached(image: str) -> ImageDefs | None:
     """The definitions of `image` from the cache, without asking any engine."""
     root = cache_root()
-    name_file = _name_file(root, image)
+    name_file = name_file_of(root, image)
     if not _private(root) or not _private(name_file):
         return None
     try:
@@ -130,7 +130,7 @@ def copy_out(engine: Engine, image: str) -> ImageDefs:
                 staging.rename(target)
         finally:
             engine.run("rm", "-f", container, check=False)
-    atomic_write(_name_file(root, image), f"{digest}\n{image}\n", mode=0o600)
+    atomic_write(name_file_of(root, image), f"{digest}\n{image}\n", mode=0o600)
     return ImageDefs(image, digest, target, "image")
 
 
