@@ -126,8 +126,12 @@ def copy_out(engine: Engine, image: str) -> ImageDefs:
                     raise BerthError(f"image {image} has no {paths.EPICS_ROOT}/ibek-defs: it is "
                                      "not a Generic IOC with support definitions")
                 staging.chmod(0o700)
-                shutil.rmtree(target, ignore_errors=True)
-                staging.rename(target)
+                shutil.rmtree(target, ignore_errors=True)  # a copy that lacks ibek-defs
+                try:
+                    staging.rename(target)
+                except OSError:  # another berth copied the same digest meanwhile: keep its
+                    if not (target / "ibek-defs").is_dir():
+                        raise
         finally:
             engine.run("rm", "-f", container, check=False)
     atomic_write(name_file_of(root, image), f"{digest}\n{image}\n", mode=0o600)
