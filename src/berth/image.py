@@ -5,7 +5,11 @@ Steps (each skipped when its result is already there):
    already uses, then `tar | <engine> import`;
 2. wheels: `pip wheel` of berth itself and `pip download` of its dependencies, on the host
    (inside builds pip cannot reach the registry);
-3. `<engine> build` of `docker/Dockerfile` (developer and runtime stages) with those wheels.
+3. `<engine> build` of the packaged Dockerfile (`assets/image`: developer and runtime stages)
+   with those wheels and the IOC scripts the charts call (start.sh, liveness.sh, stop.sh).
+
+Everything comes from the installed package: berth's own wheel is built from its source tree when
+it runs from one (an editable install), else packed from the installed files.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from berth.errors import BerthError, Location, Problem
+from berth.errors import BerthError
 from berth.tools import call
 from berth.tools.engine import Engine
 
@@ -45,18 +49,17 @@ class BuildReport:
     size_bytes: int = 0
 
 
-def project_root() -> Path:
-    """The berth source tree (pyproject.toml, docker/): the image installs berth from it."""
+def image_assets() -> Path:
+    """The Dockerfile and the IOC scripts (ioc/*.sh), shipped inside the berth package."""
+    return Path(__file__).resolve().parent / "assets" / "image"
+
+
+def source_checkout() -> Path | None:
+    """The berth source tree this package runs from (an editable install), or None when berth
+    was installed from a wheel or sdist."""
     root = Path(__file__).resolve().parents[2]
-    if not (root / "pyproject.toml").is_file() or not (root / "docker" / "Dockerfile").is_file():
-        raise BerthError(
-            Problem(
-                "berth's source tree (pyproject.toml, docker/Dockerfile) was not found next to the "
-                "installed package: `berth image build` runs from a checkout of berth",
-                Location(root),
-            )
-        )
-    return root
+    has_project = (root / "pyproject.toml").is_file() and (root / "src" / "berth").is_dir()
+    return root if has_project else None
 
 
 def debian_mirror(sources: Path = Path("/etc/apt")) -> str:
@@ -140,14 +143,13 @@ def wheel_cache() -> Path:
     return Path(base) / "berth" / "wheels"
 
 
-def collect_wheels(dest: Path, source: Path) -> None:
+def collect_wheels(dest: Path) -> None:
     """berth's own wheel plus every dependency's, into `dest` (dependencies cached)."""
     cache = wheel_cache()
     cache.mkdir(parents=True, exist_ok=True)
     own = Path(tempfile.mkdtemp(prefix="berth-wheel-", dir=dest.parent))
     try:
-        _pip("wheel", "--no-deps", "--quiet", "--wheel-dir", str(own), str(source))
-        (berth_wheel,) = own.glob("berth-*.whl")
+        berth_wheel = own_wheel(own)
         # pip prefers a file already in --dest: a berth wheel left there from an earlier build
         # would bring its old requirements along.
         for stale in cache.glob("berth-*.whl"):
@@ -170,6 +172,63 @@ def collect_wheels(dest: Path, source: Path) -> None:
         shutil.rmtree(own, ignore_errors=True)
 
 
+def own_wheel(folder: Path) -> Path:
+    """berth's wheel in `folder`: built from the source tree when berth runs from one, else
+    packed from the installed files (a wheel or sdist install has no tree to build from)."""
+    checkout = source_checkout()
+    if checkout is not None:
+        _pip("wheel", "--no-deps", "--quiet", "--wheel-dir", str(folder), str(checkout))
+        (wheel,) = folder.glob("berth-*.whl")
+        return wheel
+    return pack_installed(folder)
+
+
+# files of an installed distribution that belong to the installation, not to the wheel
+_INSTALL_ONLY = ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json")
+
+
+def pack_installed(folder: Path) -> Path:
+    """A wheel of the installed berth, made from its own files (package and metadata)."""
+    import base64
+    import zipfile
+    from importlib import metadata
+
+    from berth import __version__
+
+    dist = metadata.distribution("berth")
+    entries: list[tuple[str, Path]] = []
+    info_dir = ""
+    for name in dist.files or []:
+        text = str(name)
+        parts = Path(text).parts
+        if ".." in parts or "__pycache__" in parts or not parts:
+            continue  # console scripts (pip writes them again) and bytecode
+        if parts[0].endswith(".dist-info"):
+            info_dir = parts[0]
+            if parts[-1] in _INSTALL_ONLY:
+                continue
+        elif parts[0] != "berth":
+            continue
+        entries.append((Path(text).as_posix(), Path(str(dist.locate_file(name)))))
+    if not info_dir:
+        raise BerthError("the installed berth has no metadata to pack into a wheel "
+                         "(reinstall it with pip)")
+    wheel = folder / f"berth-{__version__}-py3-none-any.whl"
+    record = []
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as archive:
+        for arcname, path in entries:
+            data = path.read_bytes()
+            info = zipfile.ZipInfo(arcname, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = (path.stat().st_mode & 0o777 | 0o100000) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, data)
+            sha = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+            record.append(f"{arcname},sha256={sha.decode()},{len(data)}")
+        record.append(f"{info_dir}/RECORD,,")
+        archive.writestr(f"{info_dir}/RECORD", "\n".join(record) + "\n")
+    return wheel
+
+
 def _pip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     result = call([sys.executable, "-m", "pip", *args], timeout=3600)
     if check and result.returncode != 0:
@@ -187,26 +246,44 @@ def default_tags() -> list[str]:
 SOURCE_LABEL = "berth.source-hash"
 
 
-def source_hash(root: Path, dev_packages: str = "") -> str:
-    """A digest of everything that goes into the image: berth's sources, pyproject, Dockerfile."""
+def source_hash(dev_packages: str = "") -> str:
+    """A digest of everything that goes into the image: berth's package files (sources,
+    assets, Dockerfile), its requirements, and the developer stage's packages."""
+    from importlib import metadata
+
     digest = hashlib.sha256(dev_packages.encode())
-    files = [root / "pyproject.toml", root / "docker" / "Dockerfile",
-             *sorted(p for p in (root / "src" / "berth").rglob("*")
-                     if p.is_file() and "__pycache__" not in p.parts)]
-    for path in files:
-        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    package = Path(__file__).resolve().parent
+    checkout = source_checkout()
+    requirements = ((checkout / "pyproject.toml").read_text() if checkout is not None
+                    else "\n".join(metadata.requires("berth") or []))
+    digest.update(requirements.encode() + b"\0")
+    for path in sorted(p for p in package.rglob("*")
+                       if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
+
+
+def build_context(context: Path) -> None:
+    """The Dockerfile, berth's and its dependencies' wheels, and the IOC scripts in `context`."""
+    assets = image_assets()
+    collect_wheels(context / "wheels")
+    shutil.copy2(assets / "Dockerfile", context / "Dockerfile")
+    scripts = context / "ioc"
+    scripts.mkdir()
+    for script in sorted((assets / "ioc").glob("*.sh")):
+        target = scripts / script.name
+        shutil.copyfile(script, target)
+        target.chmod(0o755)  # package data may lose the mode on install
 
 
 def build(engine: Engine, tags: list[str] | None = None, rebuild_base: bool = False,
           dev_packages: str = "", log: bool = False, force: bool = False) -> BuildReport:
     """Build the soft-IOC image (runtime target) and return what happened and how long it took.
     Nothing is built when every tag already holds an image of the same sources."""
-    root = project_root()
     tags = tags or default_tags()
     report = BuildReport(tags)
     start = time.monotonic()
-    wanted = source_hash(root, dev_packages)
+    wanted = source_hash(dev_packages)
     if not force and not rebuild_base and all(
             engine.image_label(tag, SOURCE_LABEL) == wanted for tag in tags):
         report.up_to_date = True
@@ -219,9 +296,8 @@ def build(engine: Engine, tags: list[str] | None = None, rebuild_base: bool = Fa
         context = Path(tmp) / "context"
         context.mkdir()
         mark = time.monotonic()
-        collect_wheels(context / "wheels", root)
+        build_context(context)
         report.timings["wheels"] = time.monotonic() - mark
-        shutil.copy2(root / "docker" / "Dockerfile", context / "Dockerfile")
         mark = time.monotonic()
         tag_flags = [flag for tag in tags for flag in ("-t", tag)]
         argv = [*engine.argv("build"), "--force-rm", "--network", "host", "--target", "runtime",

@@ -26,6 +26,7 @@ from berth.epics.records import link_problem, read_records
 from berth.epics.startup_script import database_loads
 from berth.errors import BerthError, Location, Problem
 from berth.fsutil import links_out, read_text
+from berth.ioc.image_defs import Finder, ImageDefs
 from berth.run import launch
 from berth.run.ioc_map import how_to_run
 from berth.yamlio import YDict, YList, load_yaml
@@ -160,9 +161,11 @@ class SchemaCache:
 
 
 def prepare(service: Service, work: Path, user_defs: Sequence[Path], schemas: SchemaCache,
-            repo_root: Path | None = None) -> InstanceCheck:
+            repo_root: Path | None = None, images: Finder | None = None) -> InstanceCheck:
     """Everything up to the EPICS load: config folder, schema, generation, expansion. Links
-    out of `repo_root` (the repository is the boundary) stop the instance's check there."""
+    out of `repo_root` (the repository is the boundary) stop the instance's check there.
+    Without --defs, a Generic IOC image not on this host is checked with the definitions
+    `images` finds for it (cache, else the local engine's copy of the image)."""
     check = InstanceCheck(service.name, service, work)
     if repo_root is not None and service.path.is_dir():
         for link, target in links_out(service.path, repo_root):
@@ -196,6 +199,10 @@ def prepare(service: Service, work: Path, user_defs: Sequence[Path], schemas: Sc
         return check
     how = how_to_run(service.image)
     embedded = how.runnable and how.ioc_dir is None
+    from_image: ImageDefs | None = None
+    why_not = ""
+    if not how.runnable and not user_defs and service.image:
+        from_image, why_not = (images or Finder()).find(service.image)
     runtime = work / "runtime"
     runtime.mkdir(parents=True, exist_ok=True)
     options = launch.RunOptions(config_dir=config, ioc_dir=how.ioc_dir or Path(DEFAULT_IOC_DIR),
@@ -222,8 +229,9 @@ def prepare(service: Service, work: Path, user_defs: Sequence[Path], schemas: Sc
     st_cmd_text: str | None = None
     subst: Path | None = None
     if planned.mode == "yaml":
-        st_cmd_text, subst = _check_yaml(check, planned, how.runnable, embedded, user_defs,
-                                         schemas, image)
+        st_cmd_text, subst = _check_yaml(check, planned, how.runnable, embedded,
+                                         from_image.defs if from_image else user_defs,
+                                         schemas, image, why_not)
         if st_cmd_text is None:
             return check
     else:
@@ -231,6 +239,9 @@ def prepare(service: Service, work: Path, user_defs: Sequence[Path], schemas: Sc
         subst = planned.files[1] if len(planned.files) > 1 else None
 
     source = planned.files[0]
+    if from_image is not None:
+        _plan_from_image(check, from_image, st_cmd_text, subst, config, runtime, env, source)
+        return check
     if not how.runnable:
         check.note(f"image {image} is not on this host: its templates and dbd are missing, so "
                    "the database was not expanded nor loaded into EPICS; PVs are known only "
@@ -254,8 +265,24 @@ def prepare(service: Service, work: Path, user_defs: Sequence[Path], schemas: Sc
     return check
 
 
+def _plan_from_image(check: InstanceCheck, found: ImageDefs, st_cmd: str, subst: Path | None,
+                     config: Path, runtime: Path, env: dict[str, str], source: Path) -> None:
+    """The database loads of an image whose templates and dbd were copied here: expanded
+    with its templates, loaded into berth's EPICS with its dbd."""
+    # (a dbd folder for an ioc.dbd that includes others; a Generic IOC's is usually expanded)
+    dbd_dirs = [found.dbd.parent] if found.dbd is not None else []
+    check.plan = Plan(found.dbd, None, [config, runtime, *found.db_dirs, *dbd_dirs],
+                      config=config)
+    mapping = {DEFAULT_RUNTIME_DIR: runtime, f"{DEFAULT_IOC_DIR}/config": config,
+               DEFAULT_IOC_DIR: found.root / "ioc", **found.path_map()}
+    _plan_loads(check, st_cmd, subst, config, mapping, runtime, env, source)
+    if found.dbd is None:
+        check.note(f"image {found.image} has no {DEFAULT_IOC_DIR}/dbd/ioc.dbd: its databases "
+                   "were expanded but not loaded into EPICS", service_location(check.service))
+
+
 def _check_yaml(check: InstanceCheck, planned: launch.Launch, runnable: bool, embedded: bool,
-                user_defs: Sequence[Path], schemas: SchemaCache, image: str
+                user_defs: Sequence[Path], schemas: SchemaCache, image: str, why_not: str = ""
                 ) -> tuple[str | None, Path | None]:
     """Schema-check and generate an instance YAML; returns (st.cmd text, ioc.subst path)."""
     from berth.ioc import generate as gen
@@ -275,9 +302,9 @@ def _check_yaml(check: InstanceCheck, planned: launch.Launch, runnable: bool, em
         defs = list(user_defs)
     beside = [p for p in sorted(config.glob(paths.SUPPORT_GLOB)) if p not in defs]
     if not defs and not beside:
+        why = f" ({why_not})" if why_not else " (give them with --defs)"
         check.note(f"support definitions of image {image} are not on this host: the instance "
-                   "YAML was neither schema-checked nor generated (give them with --defs)",
-                   Location(files[0]))
+                   f"YAML was neither schema-checked nor generated{why}", Location(files[0]))
         return None, None
     documents = []
     for file in files:
@@ -325,6 +352,23 @@ def _check_yaml(check: InstanceCheck, planned: launch.Launch, runnable: bool, em
         check.ioc_name = generated.ioc_name
     gen.write_outputs(generated, runtime)
     return generated.st_cmd, runtime / "ioc.subst"
+
+
+_YAML_VALUE = re.compile(r":\s*['\"]?([^'\"#\s][^'\"#]*?)['\"]?\s*$")
+
+
+def _prefix_line(file: Path, names: Sequence[str]) -> Location:
+    """The line of `file` whose value is the longest start (3 characters or more) of one of
+    `names`: where a prefix macro of an expanded record name was given."""
+    best, where = 0, Location(file)
+    with contextlib.suppress(OSError):
+        for number, line in enumerate(file.read_text(errors="replace").splitlines(), 1):
+            match = _YAML_VALUE.search(line)
+            value = match.group(1) if match else ""
+            if len(value) >= 3 and len(value) > best and any(n.startswith(value)
+                                                             for n in names):
+                best, where = len(value), Location(file, number)
+    return where
 
 
 def _instance_line(file: Path, text: str) -> Location:
@@ -450,10 +494,14 @@ def _user_location(plan: Plan, file: Path, line: int) -> tuple[Location, str]:
         return Location(template, template_line), f" (in the expanded {file.name})"
     # A support module's template is not the user's to fix: point at the instance YAML line
     # holding a value of the expanded line, when there is one.
-    for value in _QUOTED.findall(origins.lines[line - 1]):
+    quoted = _QUOTED.findall(origins.lines[line - 1])
+    for value in quoted:
         place = _instance_line(source, value)
         if place.line:
             return place, f" (from {template.name}:{template_line}, in the expanded {file.name})"
+    place = _prefix_line(source, quoted)  # e.g. P: 'T1:' made "T1:VALUE" through $(P)VALUE
+    if place.line:
+        return place, f" (from {template.name}:{template_line}, in the expanded {file.name})"
     return Location(template, template_line), f" (in the expanded {file.name})"
 
 

@@ -109,6 +109,7 @@ def check_repo(root: Path, names: Sequence[str] = (), defs: Sequence[Path] = ())
     from berth.check.repo_scan import scan_repo
     from berth.check.values_keys import values_problems
     from berth.ioc.generate import expand_defs
+    from berth.ioc.image_defs import Finder
 
     scan = scan_repo(Path(root))
     report = CheckReport(scan.root)
@@ -134,9 +135,10 @@ def check_repo(root: Path, names: Sequence[str] = (), defs: Sequence[Path] = ())
                          if not p.message.startswith("invalid YAML")]  # reported by the scan
 
     schemas = inst.SchemaCache()
+    images = Finder()
     with tempfile.TemporaryDirectory(prefix="berth-check-") as tmp:
         checks = [inst.prepare(service, Path(tmp) / name, user_defs, schemas,
-                               scan.root)
+                               scan.root, images)
                   for name, service in iocs.items()]
         workers = max(1, min(len(checks), os.cpu_count() or 1))
         with ThreadPoolExecutor(workers) as pool:

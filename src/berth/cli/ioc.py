@@ -22,10 +22,27 @@ DEFAULT_IOC_DIR = paths.IOC_DIR
 DEFAULT_RUNTIME_DIR = paths.RUNTIME_DIR
 
 
+def image_defs(image: str) -> tuple[list[Path], list[Path]]:
+    """(support YAMLs, PVI folders) of a Generic IOC image: berth's cache, else the local
+    engine's image; an error saying which image to pull when neither has them."""
+    from berth.errors import BerthError
+    from berth.ioc.image_defs import Finder
+
+    found, why = Finder().find(image)
+    if found is None:
+        raise BerthError(f"support definitions of image {image} are not on this host: {why}")
+    pvi = found.root / "pvi-defs"
+    return found.defs, [pvi] if pvi.is_dir() else []
+
+
 def run_generate(config: Path, defs: list[Path], out_dir: Path | None, pvi_defs: list[Path],
                  ioc_dir: str, runtime_dir: str, ioc_name: str | None,
-                 opi_dir: Path | None = None) -> None:
+                 opi_dir: Path | None = None, image: str | None = None) -> None:
     from berth.ioc import generate as gen
+
+    if image and not defs:
+        defs, image_pvi = image_defs(image)
+        pvi_defs = [*pvi_defs, *image_pvi]
 
     files = paths.find_instance_files(config)
     options = gen.GenerateOptions.from_env(ioc_dir=ioc_dir, runtime_dir=runtime_dir,
@@ -38,12 +55,15 @@ def run_generate(config: Path, defs: list[Path], out_dir: Path | None, pvi_defs:
         print(path)
 
 
-def run_schema(defs: list[Path], out: Path | None, support: bool) -> None:
+def run_schema(defs: list[Path], out: Path | None, support: bool,
+               image: str | None = None) -> None:
     import json
 
     from berth.errors import BerthError, Location, Problem
     from berth.ioc import schema as sch
 
+    if image and not defs and not support:
+        defs = image_defs(image)[0]
     data = sch.support_schema() if support else sch.ioc_schema(defs or paths.standard_defs())
     text = json.dumps(data, indent=2) + "\n"
     if out is None:
@@ -65,10 +85,11 @@ GENERATE_OPTIONS: dict[str, tuple[str, str, str]] = {
     "--defs": ("defs", "many", ""), "-o": ("out", "one", ""), "--output": ("out", "one", ""),
     "--pvi-defs": ("pvi_defs", "many", ""), "--ioc-dir": ("ioc_dir", "one", "IOC"),
     "--runtime-dir": ("runtime_dir", "one", "RUNTIME_DIR"),
-    "--ioc-name": ("ioc_name", "one", "IOC_NAME"), "--opi-dir": ("opi_dir", "one", "")}
+    "--ioc-name": ("ioc_name", "one", "IOC_NAME"), "--opi-dir": ("opi_dir", "one", ""),
+    "--image": ("image", "one", "")}
 SCHEMA_OPTIONS: dict[str, tuple[str, str, str]] = {
     "--defs": ("defs", "many", ""), "-o": ("out", "one", ""), "--output": ("out", "one", ""),
-    "--support": ("support", "flag", "")}
+    "--support": ("support", "flag", ""), "--image": ("image", "one", "")}
 
 
 def _envvar(table: dict[str, tuple[str, str, str]], option: str) -> str | None:
@@ -96,7 +117,7 @@ def fast(argv: list[str]) -> int | None:
             one.get("runtime_dir") or env.get(GENERATE_OPTIONS["--runtime-dir"][2])
             or DEFAULT_RUNTIME_DIR,
             one.get("ioc_name") or env.get(GENERATE_OPTIONS["--ioc-name"][2]) or None,
-            Path(one["opi_dir"]) if "opi_dir" in one else None,
+            Path(one["opi_dir"]) if "opi_dir" in one else None, one.get("image"),
         )
         return 0
     if command == "schema":
@@ -104,7 +125,7 @@ def fast(argv: list[str]) -> int | None:
         if opts is None:
             return None
         run_schema(opts.paths("defs"), Path(opts.one["out"]) if "out" in opts.one else None,
-                   "support" in opts.flags)
+                   "support" in opts.flags, opts.one.get("image"))
         return 0
     return None
 
@@ -143,11 +164,14 @@ def register(app: "typer.Typer") -> None:
         opi_dir: Annotated[Path | None, typer.Option(
             "--opi-dir", help="Folder for the screens (index.bob and one per PVI device "
             "type); default: <output>/opi.")] = None,
+        image: Annotated[str | None, typer.Option(
+            "--image", help="A Generic IOC image whose definitions to use (unless --defs): "
+            "from berth's cache, else copied out of the local docker/podman's image.")] = None,
     ) -> None:
         """Generate st.cmd and ioc.subst (and wait_list.yaml, the PVI templates and screens)
         from an IOC instance YAML."""
         run_generate(config, list(defs or []), out_dir, list(pvi_defs or []), ioc_dir,
-                     runtime_dir, ioc_name or None, opi_dir)
+                     runtime_dir, ioc_name or None, opi_dir, image)
 
     @app.command("schema")
     def schema(
@@ -160,6 +184,9 @@ def register(app: "typer.Typer") -> None:
         ] = None,
         support: Annotated[bool, typer.Option(
             "--support", help="The schema of the support-definition format itself.")] = False,
+        image: Annotated[str | None, typer.Option(
+            "--image", help="A Generic IOC image whose definitions to use (unless --defs): "
+            "from berth's cache, else copied out of the local docker/podman's image.")] = None,
     ) -> None:
         """Write the JSON schema of IOC instance YAML for some support definitions."""
-        run_schema(list(defs or []), out, support)
+        run_schema(list(defs or []), out, support, image)

@@ -7,6 +7,7 @@ not pay for importing typer.
 """
 
 
+import sys
 from pathlib import Path
 
 TYPE_CHECKING = False  # (typing is not imported on the IOC start-up path)
@@ -61,3 +62,44 @@ def register(app: "typer.Typer") -> None:
         launch = plan(options)
         prepare_runtime(launch)
         exec_launch(launch)  # the runtime folder is built while the IOC process starts
+
+    def runtime_default() -> Path:
+        import os
+
+        return Path(os.environ.get("RUNTIME_DIR") or paths.RUNTIME_DIR)
+
+    @app.command("ioc-alive")
+    def ioc_alive(
+        runtime_dir: Annotated[Path | None, typer.Option(
+            "--runtime-dir", show_default=False,
+            help="The IOC's runtime folder (default $RUNTIME_DIR, else /epics/runtime).")] = None,
+        pv: Annotated[str | None, typer.Option(
+            "--pv", help="The PV to ask for (default: the one the IOC's runner probes).")
+        ] = None,
+        timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait.")] = 1.0,
+    ) -> None:
+        """Liveness probe (the image's liveness.sh): exit 0 iff the IOC started here answers a
+        Channel Access search for its own PV."""
+        import os
+
+        from berth.run.ready import alive
+
+        ok, why = alive(runtime_dir or runtime_default(), dict(os.environ), pv, timeout)
+        print(why, file=sys.stdout if ok else sys.stderr)
+        raise typer.Exit(0 if ok else 1)
+
+    @app.command("ioc-stop")
+    def ioc_stop(
+        runtime_dir: Annotated[Path | None, typer.Option(
+            "--runtime-dir", show_default=False,
+            help="The IOC's runtime folder (default $RUNTIME_DIR, else /epics/runtime).")] = None,
+        timeout: Annotated[float, typer.Option(
+            "--timeout", help="Seconds to wait for the IOC to end.")] = 10.0,
+    ) -> None:
+        """preStop hook (the image's stop.sh): end the IOC started here cleanly (SIGTERM to its
+        runner) and wait until it has ended."""
+        from berth.run.ready import stop
+
+        ok, why = stop(runtime_dir or runtime_default(), timeout)
+        print(why, file=sys.stdout if ok else sys.stderr)
+        raise typer.Exit(0 if ok else 1)

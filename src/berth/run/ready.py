@@ -235,3 +235,55 @@ class Prober:
             phase, last = new_phase, answers
             delay = self.RECHECK if phase == READY else min(delay * 2, 2.0)
             time.sleep(delay)
+
+
+def _process_alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
+
+
+def alive(runtime_dir: Path, env: dict[str, str], pv: str | None = None,
+          timeout: float = 1.0) -> tuple[bool, str]:
+    """The liveness probe (the image's liveness.sh): does the IOC answer a CA search for its
+    own PV now? `pv` overrides the one its runner probes. Without a PV to ask for, a runner
+    that saw iocInit complete (or runs a start.sh) and still runs counts as alive."""
+    status = read_status(runtime_dir / STATUS_FILE)
+    if status is None:
+        return False, f"no {STATUS_FILE} in {runtime_dir}: no IOC started here"
+    pv = pv or (str(status["pv"]) if status.get("pv") else None)
+    if pv:
+        if ca_search(pv, ca_targets(env), timeout):
+            return True, f"{pv} answers"
+        return False, f"{pv} does not answer a Channel Access search"
+    if status.get("phase") in (READY, UNPROBED) and _process_alive(status.get("pid")):
+        return True, f"the IOC runs (pid {status.get('pid')}; no PV to ask for)"
+    return False, f"the IOC is {status.get('phase')} and has no PV to ask for"
+
+
+def stop(runtime_dir: Path, timeout: float = 10.0) -> tuple[bool, str]:
+    """End the IOC cleanly (the image's stop.sh): SIGTERM to its runner, which stops EPICS and
+    exits; wait until it has ended."""
+    import signal
+
+    status = read_status(runtime_dir / STATUS_FILE)
+    pid = status.get("pid") if status else None
+    if not _process_alive(pid):
+        return True, "no IOC runs here"
+    assert isinstance(pid, int)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return True, f"the IOC (pid {pid}) had already ended"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _process_alive(pid):
+            return True, f"the IOC (pid {pid}) ended"
+        time.sleep(0.05)
+    return False, f"the IOC (pid {pid}) did not end within {timeout:.0f} s of SIGTERM"
