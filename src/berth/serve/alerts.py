@@ -109,7 +109,7 @@ class Alerts:
         state = row.get("state")
         looping = state == "backoff" or len(watch.restart_times) >= rules.restarts
         open_loop = (row["name"], "crash-loop") in self.active
-        if open_loop and not looping:  # over only once it runs, ready, without restarting
+        if open_loop:  # over only once it runs, ready, without restarting for `settle`
             last = watch.restart_times[-1] if watch.restart_times else 0.0
             looping = not (state == "running" and row.get("ready")) or \
                 now - last < rules.settle
@@ -155,6 +155,8 @@ class Alerts:
 
     def _close(self, name: str, kind: str, now: float, why: str) -> dict[str, Any]:
         self.active.pop((name, kind), None)
+        if kind == "crash-loop" and name in self._watch:
+            self._watch[name].restart_times.clear()  # those restarts were this incident's
         return self._event(name, kind, "resolved", now,
                            f"[{self.source}] {name} {why}: it no longer {_no_longer(kind)}")
 

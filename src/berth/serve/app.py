@@ -191,6 +191,17 @@ async def log_stream(request: Request) -> Response:
                              headers={"Cache-Control": "no-store"})
 
 
+async def _form(request: Request) -> dict[str, str]:
+    """An urlencoded form's fields (the first value of each); nothing for other bodies."""
+    from urllib.parse import parse_qs
+
+    if not request.headers.get("content-type", "").startswith(
+            "application/x-www-form-urlencoded"):
+        return {}
+    body = await request.body()
+    return {k: v[0] for k, v in parse_qs(body.decode(errors="replace")).items()}
+
+
 async def action(request: Request) -> Response:
     server: Server = request.app.state.server
     if not same_origin(request.headers.get("origin"), request.headers.get("referer"),
@@ -202,16 +213,13 @@ async def action(request: Request) -> Response:
     if not user.operator:
         return _refuse(403, f"refused: {user.name} is {user.role}; actions need the operator "
                        "role")
-    form = await request.form()
-    csrf = form.get("csrf")
-    if not server.guard.csrf_ok(user, csrf if isinstance(csrf, str) else None):
+    form = await _form(request)
+    if not server.guard.csrf_ok(user, form.get("csrf")):
         return _refuse(403, "refused: missing or wrong CSRF token (reload the page)")
     name, verb = request.path_params["name"], request.path_params["verb"]
     if verb not in VERBS:
         return _refuse(404, f"unknown action {verb}")
-    raw_version = form.get("version")
-    version = raw_version.strip() if isinstance(raw_version, str) and raw_version.strip() \
-        else None
+    version = (form.get("version") or "").strip() or None
     client = request.client.host if request.client else ""
     try:
         result = await asyncio.to_thread(server.fleet.act, verb, name, version)
