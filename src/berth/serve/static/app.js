@@ -35,12 +35,12 @@
     return tr;
   }
 
-  function update(row) {
+  function update(row, flash) {
     const tr = document.getElementById("row-" + row.name) || makeRow(row.name);
     tr.dataset.state = row.state;
     tr.dataset.ready = row.ready ? "yes" : "no";
-    tr.className = "state-" + row.state.replace(/ /g, "-") + " flash";
-    setTimeout(() => tr.classList.remove("flash"), 1200);
+    tr.className = "state-" + row.state.replace(/ /g, "-") + (flash ? " flash" : "");
+    if (flash) setTimeout(() => tr.classList.remove("flash"), 1200);
     text(cell(tr, "state"), row.state);
     const ready = cell(tr, "ready");
     ready.textContent = "";
@@ -107,7 +107,7 @@
         const names = new Set(data.changed.map((r) => r.name));
         for (const tr of Array.from(table.tBodies[0].rows)) if (!names.has(tr.dataset.name)) tr.remove();
       }
-      data.changed.forEach(update);
+      data.changed.forEach((row) => update(row, !data.full));
       data.removed.forEach((n) => { const tr = document.getElementById("row-" + n); if (tr) tr.remove(); });
       const err = document.getElementById("poll-error");
       err.hidden = !data.error;
