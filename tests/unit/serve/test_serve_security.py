@@ -18,7 +18,6 @@ from berth.errors import BerthError
 from berth.serve.app import Server, create_app
 from berth.serve.fleet import Fleet
 from berth.serve.security import Guard, check_password, hash_password, load_users
-
 from conftest import run_berth
 
 NAME = "bl00-ea-ioc-000"
