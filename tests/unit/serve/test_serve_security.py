@@ -113,3 +113,18 @@ def test_user_file_mistakes_are_one_clear_error(tmp_path: Path) -> None:
 def test_open_host_without_auth_is_refused() -> None:
     result = run_berth("serve", "--host", "0.0.0.0", "--port", "0")
     assert result.returncode == 2 and "needs authentication" in result.stderr
+
+
+def test_other_commands_never_import_the_web_stack() -> None:
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    for args in (["--help"], ["list", "-r", str(REPO_ROOT / "examples" / "bl01b")],
+                 ["pv", "--help"]):
+        result = subprocess.run([sys.executable, "-X", "importtime", "-m", "berth", *args],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr[-500:]
+        imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
+        assert not {"starlette", "uvicorn", "berth.serve.app"} & imported, args
