@@ -22,7 +22,9 @@ from typing import Any
 import httpx
 from test_local import LOOPBACK, Beamline, copy_example, make_history, wait_until
 
-SCREEN_IOC = "bl01b-mo-sim-01"
+SCREEN_IOC = "bl01b-mo-sim-01"  # hand-written screens in its config folder
+GENERATED_IOC = "bl01b-di-scr-01"  # screens generated from a PVI device at each start
+GENERATE_DATA = Path(__file__).parents[2] / "data" / "generate"
 INDEX_BOB = """<?xml version="1.0" encoding="UTF-8"?>
 <display version="2.0.0">
   <name>{name}</name>
@@ -109,12 +111,28 @@ def make_beamline(root: Path) -> Beamline:
     config = repo / "services" / SCREEN_IOC / "config"
     (config / "index.bob").write_text(INDEX_BOB.format(name=SCREEN_IOC))
     (config / "motor.bob").write_text(MOTOR_BOB.format(prefix=f"BL01B{tag}-MO-SIM-01:"))
+    add_generated_screens(repo, f"BL01B{tag}-DI-SCR-01")
     make_history(repo)
     state = root / "state"
     env = {**LOOPBACK, "BERTH_STATE_DIR": str(state), "BERTH_REPO": str(repo)}
     line = Beamline(repo, state, tag, env)
     line.ok("up", "--wait", "--timeout", "90")
     return line
+
+
+def add_generated_screens(repo: Path, prefix: str) -> None:
+    """An instance whose support (beside it in its config folder) has a PVI screen, so each
+    start generates runtime/opi/index.bob and the device's screen."""
+    folder = repo / "services" / GENERATED_IOC
+    (folder / "config").mkdir(parents=True)
+    (folder / "values.yaml").write_text(
+        "ioc-instance:\n  image: ghcr.io/berth/softioc:0.1.0\n  env:\n"
+        f"    - name: IOC_PREFIX\n      value: {prefix}\n")
+    for name in ("demo.ibek.support.yaml", "demo.pvi.device.yaml"):
+        (folder / "config" / name).write_text((GENERATE_DATA / name).read_text())
+    (folder / "config" / "ioc.yaml").write_text(
+        'ioc_name: "{{ _global.get_env(\'IOC_NAME\') }}"\nentities:\n'
+        f'  - {{type: demo.Screen, P: "{prefix}:"}}\n')
 
 
 def start_dashboard(line: Beamline, root: Path, *extra: str) -> Iterator[Dashboard]:

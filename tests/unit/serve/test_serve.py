@@ -17,7 +17,13 @@ from typing import Any
 
 import httpx
 import pytest
-from serve_helpers import SCREEN_IOC, Dashboard, make_beamline, start_dashboard
+from serve_helpers import (
+    GENERATED_IOC,
+    SCREEN_IOC,
+    Dashboard,
+    make_beamline,
+    start_dashboard,
+)
 from test_local import CA_PVS, wait_until
 
 from berth.serve.audit import FILE_NAME
@@ -116,6 +122,21 @@ def test_screens_are_the_same_bytes_and_links_resolve(dash: Dashboard) -> None:
     assert preview.status_code == 200 and "<svg" in preview.text
     for bad in ("../values.yaml", "ioc.yaml", "nothing.bob"):
         assert dash.get(f"/opi/{SCREEN_IOC}/{bad}").status_code == 404, bad
+
+
+def test_generated_screens_are_served_as_generated(dash: Dashboard) -> None:
+    opi = dash.line.state / "instances" / GENERATED_IOC / "runtime" / "opi"
+    assert sorted(p.name for p in opi.iterdir()) == ["demo.pvi.bob", "index.bob"]
+    index = dash.get(f"/opi/{GENERATED_IOC}/index.bob")
+    assert index.status_code == 200 and index.content == (opi / "index.bob").read_bytes()
+    assert index.headers["content-type"] == "application/xml"
+    links = {f.text for f in ET.fromstring(index.content).iter("file")}
+    assert links == {"demo.pvi.bob"}
+    for link in links:
+        assert dash.get(f"/opi/{GENERATED_IOC}/{link}").content == (opi / link).read_bytes()
+    page = dash.get(f"/i/{GENERATED_IOC}").text
+    assert f'href="/opi/{GENERATED_IOC}/index.bob"' in page
+    assert f'href="/preview/{GENERATED_IOC}/demo.pvi.bob"' in page
 
 
 def test_pv_find_on_the_page_and_the_command_line(dash: Dashboard) -> None:
