@@ -24,6 +24,7 @@ from test_local import LOOPBACK, Beamline, copy_example, make_history, wait_unti
 
 SCREEN_IOC = "bl01b-mo-sim-01"  # hand-written screens in its config folder
 GENERATED_IOC = "bl01b-di-scr-01"  # screens generated from a PVI device at each start
+MARKUP_COMMENT = "# <script>alert('not escaped')</script>"  # must show as text, never run
 GENERATE_DATA = Path(__file__).parents[2] / "data" / "generate"
 INDEX_BOB = """<?xml version="1.0" encoding="UTF-8"?>
 <display version="2.0.0">
@@ -112,6 +113,8 @@ def make_beamline(root: Path) -> Beamline:
     (config / "index.bob").write_text(INDEX_BOB.format(name=SCREEN_IOC))
     (config / "motor.bob").write_text(MOTOR_BOB.format(prefix=f"BL01B{tag}-MO-SIM-01:"))
     add_generated_screens(repo, f"BL01B{tag}-DI-SCR-01")
+    sum_yaml = repo / "services" / "bl01b-ea-sum-01" / "config" / "ioc.yaml"
+    sum_yaml.write_text(sum_yaml.read_text() + f"{MARKUP_COMMENT}\n")
     make_history(repo)
     state = root / "state"
     env = {**LOOPBACK, "BERTH_STATE_DIR": str(state), "BERTH_REPO": str(repo)}

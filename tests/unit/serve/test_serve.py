@@ -19,6 +19,7 @@ import httpx
 import pytest
 from serve_helpers import (
     GENERATED_IOC,
+    MARKUP_COMMENT,
     SCREEN_IOC,
     Dashboard,
     make_beamline,
@@ -145,8 +146,8 @@ def test_pv_find_on_the_page_and_the_command_line(dash: Dashboard) -> None:
     found = {e["pv"]: e for e in page["found"]}
     assert dash.line.pv("MO-SIM-01:X") in found and dash.line.pv("MO-SIM-01:X:RBV") in found
     assert all(e["instance"] == "bl01b-mo-sim-01" for e in found.values())
-    assert found[dash.line.pv("MO-SIM-01:X")]["record_type"] == "ao" or \
-        found[dash.line.pv("MO-SIM-01:X")]["record_type"]
+    assert found[dash.line.pv("MO-SIM-01:X")]["record_type"] == "ao"
+    assert found[dash.line.pv("MO-SIM-01:X:RBV")]["record_type"] == "calc"
     assert found[dash.line.pv("MO-SIM-01:X")]["screen"] == f"/opi/{SCREEN_IOC}/index.bob"
     cli = json.loads(dash.line.ok("pv", "find", pattern, "--json"))
     assert cli == page["found"]
@@ -165,8 +166,9 @@ def test_instance_page_shows_history_log_config_and_pvs(dash: Dashboard) -> None
     assert "iocRun: All initialization complete" in page  # the log
     assert "ioc.yaml" in page and "st.cmd" in page and "dbLoadRecords" in page
     assert dash.line.pv("EA-SUM-01:SUM") in page
-    # escaped: the config's quotes come out as entities, never as markup
-    assert "&#34;" in page or "&quot;" in page
+    # escaped: the config's markup comes out as text, never as markup
+    assert MARKUP_COMMENT not in page
+    assert "# &lt;script&gt;alert(&#39;not escaped&#39;)&lt;/script&gt;" in page
 
 
 def test_cross_origin_and_unconfirmed_actions_are_refused(dash: Dashboard) -> None:
