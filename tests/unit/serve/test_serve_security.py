@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -116,9 +118,6 @@ def test_open_host_without_auth_is_refused() -> None:
 
 
 def test_other_commands_never_import_the_web_stack() -> None:
-    import subprocess
-    import sys
-
     from conftest import REPO_ROOT
 
     for args in (["--help"], ["list", "-r", str(REPO_ROOT / "examples" / "bl01b")],
@@ -128,3 +127,15 @@ def test_other_commands_never_import_the_web_stack() -> None:
         assert result.returncode == 0, result.stderr[-500:]
         imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
         assert not {"starlette", "uvicorn", "berth.serve.app"} & imported, args
+
+
+def test_hash_password_prints_a_hash_the_user_file_accepts(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "berth", "serve", "--hash-password"],
+                            input="wonder\nwonder\n", capture_output=True, text=True,
+                            timeout=60, start_new_session=True)  # (no terminal: reads stdin)
+    assert result.returncode == 0, result.stderr
+    stored = result.stdout.strip().splitlines()[-1]
+    assert check_password("wonder", stored) and not check_password("wander", stored)
+    path = tmp_path / "users.yaml"
+    path.write_text(f'carol: {{role: read-only, password: "{stored}"}}\n')
+    assert load_users(path)["carol"].role == "read-only"
