@@ -8,7 +8,7 @@ from conftest import run_berth
 VERBS = {"version", "generate", "schema", "expand", "run", "list", "instances", "ps", "deploy",
          "deploy-local", "start", "stop", "restart", "delete", "logs", "exec", "rollback",
          "history", "up", "down", "template", "attach", "systemd-unit", "new", "screens",
-         "image", "images", "check", "ioc-alive", "ioc-stop"}
+         "image", "images", "check", "ioc-alive", "ioc-stop", "serve", "pv"}
 
 
 def listed_commands(help_text: str) -> set[str]:

@@ -84,9 +84,9 @@ def __getattr__(name: str) -> Any:
 
 
 def _register_all(app: typer.Typer) -> None:
-    from berth.cli import check, deploy, expand, image, ioc, local, new, run, screens
+    from berth.cli import check, deploy, expand, image, ioc, local, new, run, screens, serve
 
-    for module in (ioc, expand, run, deploy, local, new, screens, image, check):
+    for module in (ioc, expand, run, deploy, local, new, screens, image, check, serve):
         module.register(app)
 
 
