@@ -113,7 +113,6 @@ json_values = st.recursive(
                                             max_size=4)), max_leaves=12)
 
 
-@pytest.mark.xfail(strict=True, reason="lands with h-sup (state.json validation)")
 @FUZZ
 @given(st.one_of(json_values.map(json.dumps), st.text(max_size=30)))
 @example("[]")
