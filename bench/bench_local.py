@@ -147,9 +147,11 @@ def bare_runners(repo: Path, scratch: Path, pvs: list[str], env: dict[str, str])
                 proc.kill()
 
 
-def _tree_cpu(root_pid: int) -> float:
-    """CPU seconds (user+system) used so far by a process and all its descendants."""
+def tree_cpu(root_pid: int, reaped: bool = False) -> float:
+    """CPU seconds (user+system) used so far by a process and all its live descendants; with
+    `reaped`, also what their children that already ended used (a crash loop's short lives)."""
     ticks = os.sysconf("SC_CLK_TCK")
+    last = 15 if reaped else 13  # stat fields 14-15 utime/stime, 16-17 cutime/cstime
     children: dict[int, list[int]] = {}
     stats: dict[int, float] = {}
     for entry in Path("/proc").iterdir():
@@ -161,7 +163,7 @@ def _tree_cpu(root_pid: int) -> float:
             continue
         pid, ppid = int(entry.name), int(fields[1])
         children.setdefault(ppid, []).append(pid)
-        stats[pid] = (int(fields[11]) + int(fields[12])) / ticks
+        stats[pid] = sum(int(f) for f in fields[11:last]) / ticks
     total, todo = 0.0, [root_pid]
     while todo:
         pid = todo.pop()
@@ -223,9 +225,9 @@ def main() -> None:
 
         time.sleep(3)  # let start-up settle
         supervisor = int((state / "supervisord.pid").read_text())
-        cpu0, t0 = _tree_cpu(supervisor), time.monotonic()
+        cpu0, t0 = tree_cpu(supervisor), time.monotonic()
         time.sleep(10)
-        figures["idle_cpu_percent_of_a_core"] = 100 * (_tree_cpu(supervisor) - cpu0) / (
+        figures["idle_cpu_percent_of_a_core"] = 100 * (tree_cpu(supervisor) - cpu0) / (
             time.monotonic() - t0)
 
         kills = []

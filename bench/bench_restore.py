@@ -25,7 +25,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_local import LOOPBACK, berth, make_beamline, wait_all  # noqa: E402
+from bench_local import LOOPBACK, berth, make_beamline, tree_cpu, wait_all  # noqa: E402
 
 SERVER_LOOPBACK = (
     "global:\n  env:\n"
@@ -78,28 +78,6 @@ def restore(count: int, scratch: Path) -> dict[str, float]:
     return figures
 
 
-def _cpu_with_reaped(pid: int) -> float:
-    """CPU seconds of `pid`, its reaped children and its live descendants."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    children: dict[int, list[int]] = {}
-    own: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-        own[int(entry.name)] = sum(int(f) for f in fields[11:15]) / ticks
-    total, todo = 0.0, [pid]
-    while todo:
-        each = todo.pop()
-        total += own.get(each, 0.0)
-        todo += children.get(each, [])
-    return total
-
-
 def crash_loop_cpu(seconds: float, scratch: Path) -> dict[str, float]:
     from berth.deploy.local import backend as local
 
@@ -116,9 +94,9 @@ def crash_loop_cpu(seconds: float, scratch: Path) -> dict[str, float]:
         berth("deploy-local", "--force", str(bad), env=env)
         supervisor = int((state / "supervisord.pid").read_text())
         # supervisord's own idle CPU is counted too: it is what the loop costs in all.
-        cpu0, t0 = _cpu_with_reaped(supervisor), time.monotonic()
+        cpu0, t0 = tree_cpu(supervisor, reaped=True), time.monotonic()
         time.sleep(seconds)
-        cpu = _cpu_with_reaped(supervisor) - cpu0
+        cpu = tree_cpu(supervisor, reaped=True) - cpu0
         took = time.monotonic() - t0
         row = json.loads(berth("ps", "--json", env=env).stdout)[0]
         return {"crash_loop_seconds": took, "crash_loop_cpu_percent": 100 * cpu / took,

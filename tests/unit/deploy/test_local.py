@@ -119,6 +119,18 @@ class Beamline:
     tag: str
     env: dict[str, str]
 
+    @classmethod
+    def of_example(cls, root: Path, state: Path | None = None) -> Beamline:
+        """The example copied to `root`/bl01b with PV prefixes unique to this run, its state
+        folder (`root`/state unless given) and loopback-only EPICS settings, for its commands
+        and for this process's CA/PVA clients."""
+        os.environ.update(LOOPBACK)
+        tag = uuid.uuid4().hex[:5].upper()
+        repo = copy_example(root / "bl01b", tag)
+        state = state or root / "state"
+        return cls(repo, state, tag, {**LOOPBACK, "BERTH_STATE_DIR": str(state),
+                                      "BERTH_REPO": str(repo)})
+
     def berth(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
         return run_berth(*args, env=self.env, **kw)
 
@@ -149,21 +161,15 @@ def ca_value(pv: str) -> Any:
 def beamline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Beamline]:
     from berth.deploy.local import backend as local
 
-    for key, value in LOOPBACK.items():
-        os.environ[key] = value  # for the CA/PVA clients of this process too
-    root = tmp_path_factory.mktemp("local")
-    tag = uuid.uuid4().hex[:5].upper()
-    repo = copy_example(root / "bl01b", tag)
+    line = Beamline.of_example(tmp_path_factory.mktemp("local"))
+    repo, state = line.repo, line.state
     # An instance whose Generic IOC cannot run here.
     cam = repo / "services" / "bl01b-di-cam-01"
     (cam / "config").mkdir(parents=True)
     (cam / "values.yaml").write_text(f"ioc-instance:\n  image: {FOREIGN_IMAGE}\n")
     (cam / "config" / "ioc.yaml").write_text("ioc_name: cam\nentities: []\n")
     make_history(repo)
-    state = root / "state"
-    env = {**LOOPBACK, "BERTH_STATE_DIR": str(state), "BERTH_REPO": str(repo)}
-    env.pop("BERTH_IOC_MAP", None)
-    line = Beamline(repo, state, tag, env)
+    line.env.pop("BERTH_IOC_MAP", None)
     try:
         line.ok("up")
         yield line

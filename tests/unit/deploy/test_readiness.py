@@ -12,17 +12,14 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from test_local import (
     CA_PVS,
-    LOOPBACK,
     Beamline,
     ca_get,
-    copy_example,
     wait_until,
 )
 
@@ -33,18 +30,11 @@ STAMPED = re.compile(r"^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\] ")
 def beamline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Beamline]:
     from berth.deploy.local import backend as local
 
-    for key, value in LOOPBACK.items():
-        os.environ[key] = value
-    root = tmp_path_factory.mktemp("ready")
-    tag = uuid.uuid4().hex[:5].upper()
-    repo = copy_example(root / "bl01b", tag)
-    state = root / "state"
-    line = Beamline(repo, state, tag, {**LOOPBACK, "BERTH_STATE_DIR": str(state),
-                                       "BERTH_REPO": str(repo)})
+    line = Beamline.of_example(tmp_path_factory.mktemp("ready"))
     try:
         yield line
     finally:
-        local.shutdown(state)
+        local.shutdown(line.state)
 
 
 def test_up_wait_returns_once_every_pv_answers(beamline: Beamline) -> None:

@@ -25,7 +25,6 @@ from test_local import (
     _alive,
     ca_get,
     ca_value,
-    copy_example,
     supervisors,
     wait_until,
 )
@@ -41,22 +40,17 @@ PVS = {"bl01b-ea-sum-01": "EA-SUM-01:SUM", "bl01b-ea-cnt-01": "EA-CNT-01:COUNT1"
 def beamline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Beamline]:
     from berth.deploy.local import backend as local
 
-    for key, value in LOOPBACK.items():
-        os.environ[key] = value
     root = tmp_path_factory.mktemp("faults")
-    tag = uuid.uuid4().hex[:5].upper()
-    repo = copy_example(root / "bl01b", tag)
-    for folder in (repo / "services").iterdir():
+    # repro 8: supervisord split [include] at the space
+    line = Beamline.of_example(root, root / "state with space")
+    for folder in (line.repo / "services").iterdir():
         if folder.is_dir() and folder.name not in KEEP:
             shutil.rmtree(folder)
-    state = root / "state with space"  # repro 8: supervisord split [include] at the space
-    line = Beamline(repo, state, tag, {**LOOPBACK, "BERTH_STATE_DIR": str(state),
-                                       "BERTH_REPO": str(repo)})
     try:
         line.ok("up", "--wait", "--timeout", "60")
         yield line
     finally:
-        local.shutdown(state)
+        local.shutdown(line.state)
 
 
 def _identity_counts(state: Path) -> dict[str, int]:
@@ -374,11 +368,7 @@ def _fill(folder: Path) -> None:
 
 def test_stop_works_on_a_full_disk(small_disk: Path, tmp_path: Path) -> None:
     """Repro 7: the state folder's disk is full; `stop` still stops the IOC."""
-    tag = uuid.uuid4().hex[:5].upper()
-    repo = copy_example(tmp_path / "bl01b", tag)
-    state = small_disk / "state"
-    line = Beamline(repo, state, tag, {**LOOPBACK, "BERTH_STATE_DIR": str(state),
-                                       "BERTH_REPO": str(repo)})
+    line = Beamline.of_example(tmp_path, small_disk / "state")
     line.ok("deploy", "bl01b-ea-sum-01", "--wait", "--timeout", "60")
     ca_value(line.pv("EA-SUM-01:SUM"))
     _fill(small_disk)

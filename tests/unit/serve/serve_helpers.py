@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from test_local import LOOPBACK, Beamline, copy_example, make_history, wait_until
+from test_local import Beamline, make_history, wait_until
 
 SCREEN_IOC = "bl01b-mo-sim-01"  # hand-written screens in its config folder
 GENERATED_IOC = "bl01b-di-scr-01"  # screens generated from a PVI device at each start
@@ -105,10 +104,8 @@ class Dashboard:
 
 
 def make_beamline(root: Path) -> Beamline:
-    for key, value in LOOPBACK.items():
-        os.environ[key] = value
-    tag = uuid.uuid4().hex[:5].upper()
-    repo = copy_example(root / "bl01b", tag)
+    line = Beamline.of_example(root)
+    repo, tag = line.repo, line.tag
     config = repo / "services" / SCREEN_IOC / "config"
     (config / "index.bob").write_text(INDEX_BOB.format(name=SCREEN_IOC))
     (config / "motor.bob").write_text(MOTOR_BOB.format(prefix=f"BL01B{tag}-MO-SIM-01:"))
@@ -116,9 +113,6 @@ def make_beamline(root: Path) -> Beamline:
     sum_yaml = repo / "services" / "bl01b-ea-sum-01" / "config" / "ioc.yaml"
     sum_yaml.write_text(sum_yaml.read_text() + f"{MARKUP_COMMENT}\n")
     make_history(repo)
-    state = root / "state"
-    env = {**LOOPBACK, "BERTH_STATE_DIR": str(state), "BERTH_REPO": str(repo)}
-    line = Beamline(repo, state, tag, env)
     line.ok("up", "--wait", "--timeout", "90")
     return line
 
@@ -136,6 +130,17 @@ def add_generated_screens(repo: Path, prefix: str) -> None:
     (folder / "config" / "ioc.yaml").write_text(
         'ioc_name: "{{ _global.get_env(\'IOC_NAME\') }}"\nentities:\n'
         f'  - {{type: demo.Screen, P: "{prefix}:"}}\n')
+
+
+def beamline_dashboard(root: Path) -> Iterator[Dashboard]:
+    """The example beamline up under `root`, `berth serve` over it; everything stopped after."""
+    from berth.deploy.local import backend as local
+
+    line = make_beamline(root)
+    try:
+        yield from start_dashboard(line, root)
+    finally:
+        local.shutdown(line.state)
 
 
 def start_dashboard(line: Beamline, root: Path, *extra: str) -> Iterator[Dashboard]:

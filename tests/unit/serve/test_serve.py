@@ -22,8 +22,7 @@ from serve_helpers import (
     MARKUP_COMMENT,
     SCREEN_IOC,
     Dashboard,
-    make_beamline,
-    start_dashboard,
+    beamline_dashboard,
 )
 from test_local import CA_PVS, wait_until
 
@@ -32,14 +31,7 @@ from berth.serve.audit import FILE_NAME
 
 @pytest.fixture(scope="module")
 def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
-    from berth.deploy.local import backend as local
-
-    root = tmp_path_factory.mktemp("serve")
-    line = make_beamline(root)
-    try:
-        yield from start_dashboard(line, root)
-    finally:
-        local.shutdown(line.state)
+    yield from beamline_dashboard(tmp_path_factory.mktemp("serve"))
 
 
 class Events:

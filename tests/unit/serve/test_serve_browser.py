@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from serve_helpers import SCREEN_IOC, Dashboard, make_beamline, start_dashboard
+from serve_helpers import SCREEN_IOC, Dashboard, beamline_dashboard
 from test_local import CA_PVS
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -25,14 +25,7 @@ WAIT_MS = 60_000
 
 @pytest.fixture(scope="module")
 def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
-    from berth.deploy.local import backend as local
-
-    root = tmp_path_factory.mktemp("serve-browser")
-    line = make_beamline(root)
-    try:
-        yield from start_dashboard(line, root)
-    finally:
-        local.shutdown(line.state)
+    yield from beamline_dashboard(tmp_path_factory.mktemp("serve-browser"))
 
 
 @pytest.fixture
