@@ -134,6 +134,12 @@ def read_text(path: str | Path, errors: str = "strict", limit: int = MAX_READ) -
     return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
+def only_mine(info: os.stat_result) -> bool:
+    """Whether only this user can have written the file of `info`: owned by us and neither
+    group- nor world-writable (a cache others can write could lie to us)."""
+    return info.st_uid == os.geteuid() and not info.st_mode & 0o022
+
+
 def leaves(path: str | Path, folder: str | Path) -> Path | None:
     """Where `path` really is (links followed) when that is outside `folder`, else None."""
     real = Path(os.path.realpath(path))

@@ -107,6 +107,13 @@ class Startup:
                                                                                self.files)
 
 
+def user_cache_dir() -> Path:
+    """berth's folder in the user's cache: $XDG_CACHE_HOME (when absolute) or ~/.cache."""
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "berth"
+
+
 def _error(message: str, where: Path) -> Exception:
     from berth.errors import BerthError, Location, Problem
 

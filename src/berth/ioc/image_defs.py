@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 
 from berth import paths
 from berth.errors import BerthError
-from berth.fsutil import atomic_write
+from berth.fsutil import atomic_write, only_mine
 from berth.tools.engine import Engine, detect
 
 # what is copied out of the image: /epics/<source> → <digest>/<source>, and which members
@@ -65,18 +65,15 @@ def cache_root() -> Path:
         return Path(value)
     if os.environ.get("BERTH_CACHE_DIR"):
         return Path(os.environ["BERTH_CACHE_DIR"]) / "image-defs"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
-    return base / "berth" / "image-defs"
+    return paths.user_cache_dir() / "image-defs"
 
 
 def _private(path: Path) -> bool:
     """Only this user may have written it (a cache others can write could lie to us)."""
     try:
-        st = path.stat()
+        return only_mine(path.stat())
     except OSError:
         return False
-    return st.st_uid == os.geteuid() and not st.st_mode & 0o022
 
 
 def name_file_of(root: Path, image: str) -> Path:

@@ -28,6 +28,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from berth import paths
+from berth.fsutil import atomic_write, only_mine, read_bytes
+
 if TYPE_CHECKING:
     from berth.ioc.support import EntityModel
 
@@ -62,9 +65,7 @@ def cache_dir() -> Path:
     value = os.environ.get("BERTH_CACHE_DIR")
     if value:
         return Path(value)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
-    return base / "berth" / "support"
+    return paths.user_cache_dir() / "support"
 
 
 def _code_stamp() -> bytes:
@@ -138,7 +139,7 @@ class SupportCache:
             return None
         try:
             st = os.fstat(fd)
-            if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            if not only_mine(st):
                 return None
             data = os.read(fd, st.st_size)
             return data if len(data) == st.st_size else None
@@ -189,8 +190,6 @@ class SupportCache:
         try:
             import pickle
 
-            from berth.fsutil import atomic_write
-
             atomic_write(self.path(key), pickle.dumps(value, protocol=5))
         except Exception:
             return
@@ -200,8 +199,6 @@ class SupportCache:
         ignored."""
         try:
             import pickle
-
-            from berth.fsutil import atomic_write
 
             class Pickler(pickle.Pickler):
                 def persistent_id(self, obj: Any) -> str | None:
@@ -214,12 +211,10 @@ class SupportCache:
             return
 
 
-
 def load_yaml_cached(path: Path) -> Any:
     """`berth.yamlio.load_yaml` of a file, through the cache: the same bytes seen before are
     unpickled, not parsed (and PyYAML is not even imported). Used for IOC instance files,
     which are the same at every start of an IOC."""
-    from berth.fsutil import read_bytes
     from berth.yamlio import YDict, load_yaml, loads_yaml
 
     cache = SupportCache.open()
