@@ -81,7 +81,7 @@ def startup(rounds: int, records: int = 100) -> None:
     import subprocess
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from bench_run import LOOPBACK, children, first_ca_answer, rss_kb, stop
+    from bench_run import LOOPBACK, alternating_starts, children, rss_kb
 
     os.environ.update(LOOPBACK)
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: bytecode cached
@@ -109,20 +109,12 @@ def startup(rounds: int, records: int = 100) -> None:
     last_pv = f"{prefix}R{records - 1:03d}"
     times: dict[str, list[float]] = {k: [] for k in runs}
     rss: dict[str, list[int]] = {k: [] for k in runs}
-    for round_number in range(rounds + 1):  # round 0 warms caches and writes the .sav
-        for name in (list(runs) if round_number % 2 else list(reversed(runs))):
-            began = time.monotonic()
-            proc = subprocess.Popen(runs[name], stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-            try:
-                elapsed = first_ca_answer(last_pv, began, proc)
-                time.sleep(1.0)
-                if round_number:
-                    times[name].append(elapsed)
-                    (child,) = children(proc.pid)
-                    rss[name].append(rss_kb(child))
-            finally:
-                stop(proc)
+    def measure(name: str, elapsed: float, proc: subprocess.Popen[bytes]) -> None:
+        times[name].append(elapsed)
+        (child,) = children(proc.pid)
+        rss[name].append(rss_kb(child))
+
+    alternating_starts(runs, rounds, last_pv, measure)  # its round 0 also writes the .sav
     base_t = statistics.median(times["without autosave"])
     base_m = statistics.median(rss["without autosave"])
     print(f"{records} records, {rounds} rounds, medians; load average {os.getloadavg()[0]:.1f}")

@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_run import LOOPBACK, children, first_ca_answer, rss_kb, stop  # noqa: E402
+from bench_run import LOOPBACK, alternating_starts, children, rss_kb  # noqa: E402
 
 
 def cpu_seconds(pid: int) -> float:
@@ -70,23 +70,15 @@ def main() -> int:
     times: dict[str, list[float]] = {k: [] for k in runs}
     rss: dict[str, list[int]] = {k: [] for k in runs}
     idle: dict[str, list[float]] = {k: [] for k in runs}
-    for round_number in range(opts.rounds + 1):  # round 0 warms caches
-        for name in (list(runs) if round_number % 2 else list(reversed(runs))):
-            began = time.monotonic()
-            proc = subprocess.Popen(runs[name], stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-            try:
-                elapsed = first_ca_answer(last_pv, began, proc)
-                time.sleep(1.0)
-                if round_number:
-                    (child,) = children(proc.pid)
-                    times[name].append(elapsed)
-                    rss[name].append(rss_kb(child))
-                    before = cpu_seconds(child)
-                    time.sleep(opts.idle)
-                    idle[name].append((cpu_seconds(child) - before) / opts.idle)
-            finally:
-                stop(proc)
+    def measure(name: str, elapsed: float, proc: subprocess.Popen[bytes]) -> None:
+        (child,) = children(proc.pid)
+        times[name].append(elapsed)
+        rss[name].append(rss_kb(child))
+        before = cpu_seconds(child)
+        time.sleep(opts.idle)
+        idle[name].append((cpu_seconds(child) - before) / opts.idle)
+
+    alternating_starts(runs, opts.rounds, last_pv, measure)
     base_t = statistics.median(times["without health PVs"])
     base_m = statistics.median(rss["without health PVs"])
     print(f"{opts.records} records, {opts.rounds} rounds, medians; "
