@@ -71,11 +71,11 @@ def cache_dir() -> Path:
 def _code_stamp() -> bytes:
     """Size and modification time of the modules that build the models, so that a changed
     berth (an editable install, a patched file) never reads entries of an older one."""
-    from berth import errors, yamlio
+    from berth import errors, values, yamlio
     from berth.ioc import support
 
     parts = []
-    for module in (support, yamlio, errors, sys.modules[__name__]):
+    for module in (support, yamlio, errors, values, sys.modules[__name__]):
         try:
             st = os.stat(module.__file__ or "")
             parts.append(f"{st.st_size}:{st.st_mtime_ns}")
