@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 from berth.errors import Location, Problem
 from berth.ioc.entity import (
@@ -28,11 +27,16 @@ from berth.ioc.templates import Renderer
 from berth.values import Value
 from berth.yamlio import YDict, describe, location_of
 
+TYPE_CHECKING = False  # (typing is not imported on the generate path: ~3 ms)
+if TYPE_CHECKING:
+    from typing import Any
+
+    LocOf = Callable[[Any], Location]
+
 _REPEAT_KEYS = ("type", "values", "variable", "entity", "entity_enabled")
 _WAIT_IP_KEYS = ("type", "device", "address", "timeout", "entity_enabled")
 _WAIT_USB_KEYS = ("type", "device", "id", "timeout", "entity_enabled")
 
-LocOf = Callable[[Any], Location]
 
 
 class TopEntity(Value):

@@ -26,12 +26,14 @@ import io
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from berth import paths
 from berth.fsutil import atomic_write, only_mine, read_bytes
 
+TYPE_CHECKING = False  # (typing is not imported on the generate path: ~3 ms)
 if TYPE_CHECKING:
+    from typing import Any
+
     from berth.ioc.support import EntityModel
 
 try:  # _blake2 alone: hashlib would also load OpenSSL (~3 ms at start-up)
