@@ -6,20 +6,25 @@ one per line, and exits with code 2 and no traceback.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from berth.values import Frozen
 
 TYPE_CHECKING = False  # (pathlib is needed for annotations only)
 if TYPE_CHECKING:
     from pathlib import Path
 
 
-@dataclass(frozen=True)
-class Location:
+class Location(Frozen):
     """A place in a file; line and column are 1-based, 0 when unknown."""
 
-    file: str | Path | None = None
-    line: int = 0
-    column: int = 0
+    FIELDS = ("file", "line", "column")
+    file: str | Path | None
+    line: int
+    column: int
+
+    def __init__(self, file: str | Path | None = None, line: int = 0, column: int = 0):
+        object.__setattr__(self, "file", file)
+        object.__setattr__(self, "line", line)
+        object.__setattr__(self, "column", column)
 
     def __str__(self) -> str:
         if self.file is None:
@@ -32,15 +37,24 @@ class Location:
         return text
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(Frozen):
     """One mistake: where it is, which entity and field, and what was expected."""
 
+    FIELDS = ("message", "location", "entity", "field", "severity")
     message: str
-    location: Location = field(default_factory=Location)
-    entity: str | None = None  # e.g. "entity 3 (asyn.AsynIP)"
-    field: str | None = None
-    severity: str = "error"  # or "warning" / "note"
+    location: Location
+    entity: str | None  # e.g. "entity 3 (asyn.AsynIP)"
+    field: str | None
+    severity: str  # "error", "warning" or "note"
+
+    def __init__(self, message: str, location: Location | None = None,
+                 entity: str | None = None, field: str | None = None,
+                 severity: str = "error"):
+        object.__setattr__(self, "message", message)
+        object.__setattr__(self, "location", Location() if location is None else location)
+        object.__setattr__(self, "entity", entity)
+        object.__setattr__(self, "field", field)
+        object.__setattr__(self, "severity", severity)
 
     def __str__(self) -> str:
         parts = []

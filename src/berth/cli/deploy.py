@@ -43,6 +43,9 @@ TargetOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 NameArg = Annotated[str, typer.Argument(help="Instance name (a folder under services/).",
                                          autocompletion=complete_instance)]
+NamesArg = Annotated[str, typer.Argument(
+    help="Instance name (a folder under services/); several separated by commas.",
+    autocompletion=complete_instance)]
 VersionArg = Annotated[str | None, typer.Argument(help="Version (a git tag).",
                                                   autocompletion=complete_version)]
 AllOpt = Annotated[bool, typer.Option(
@@ -337,7 +340,18 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one short function per v
             print("\n".join(f"stopped {name}" for name in stopped) or "nothing was running")
 
     @app.command()
-    def template(name: NameArg, version: VersionArg = None, repo: RepoOpt = None,
+    def template(name: NamesArg, version: VersionArg = None, repo: RepoOpt = None,
                  backend: BackendOpt = "local", target: TargetOpt = None) -> None:
-        """Print what deploying would apply, without applying it."""
-        sys.stdout.write(_backend(backend, repo, target).template(name, version))
+        """Print what deploying would apply, without applying it (NAME may list several
+        services, separated by commas: their outputs follow one another)."""
+        names = [n.strip() for n in name.split(",") if n.strip()]
+        if not names:
+            from berth.errors import BerthError
+
+            raise BerthError("give the name of at least one service")
+        chosen = _backend(backend, repo, target)
+        many = getattr(chosen, "templates", None)  # backends that render several at once
+        if many is not None:
+            sys.stdout.write(many(names, version))
+        else:
+            sys.stdout.write("".join(chosen.template(n, version) for n in names))

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from berth.errors import Location, Problem
 from berth.ioc.entity import (
@@ -26,24 +24,35 @@ from berth.ioc.entity import (
 )
 from berth.ioc.support import EntityModel, SupportSet, is_jinja
 from berth.ioc.templates import Renderer
+from berth.values import Value
 from berth.yamlio import YDict, describe, location_of
+
+TYPE_CHECKING = False  # (typing is not imported on the generate path: ~3 ms)
+if TYPE_CHECKING:
+    from typing import Any
+
+    LocOf = Callable[[Any], Location]
 
 _REPEAT_KEYS = ("type", "values", "variable", "entity", "entity_enabled")
 _WAIT_IP_KEYS = ("type", "device", "address", "timeout", "entity_enabled")
 _WAIT_USB_KEYS = ("type", "device", "id", "timeout", "entity_enabled")
 
-LocOf = Callable[[Any], Location]
 
 
-@dataclass
-class TopEntity:
+class TopEntity(Value):
     """A top-level entity after its static check (step 1)."""
 
+    FIELDS = ("raw", "label", "model", "fields", "quiet")
     raw: YDict
     label: str
     model: EntityModel | None  # None for the built-ins (ibek.repeat, ibek.wait_*)
     fields: dict[str, Any]
     quiet: bool  # problems were found: it is still rendered, but quietly
+
+    def __init__(self, raw: YDict, label: str, model: EntityModel | None,
+                 fields: dict[str, Any], quiet: bool):
+        self.raw, self.label, self.model, self.fields, self.quiet = (raw, label, model, fields,
+                                                                      quiet)
 
 
 class EntityExpander:

@@ -7,34 +7,43 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from berth import paths
 from berth.errors import BerthError, Location, Problem
 from berth.ioc.entity import WAIT_IP_TYPE, Entity, TemplateProblem
 from berth.ioc.support import Database, Pvi, ScriptItem
 from berth.ioc.templates import Renderer
+from berth.values import Value
 
+TYPE_CHECKING = False  # (typing is not imported on the generate path: ~3 ms)
 if TYPE_CHECKING:
+    from typing import Any
+
     from berth.screens import ScreenEntry
 
 def epics_root() -> Path:
     return paths.epics_root()
 
 
-@dataclass
-class GenerateOptions:
+class GenerateOptions(Value):
     """Paths written into the outputs, where PVI device files are looked up, and the
     environment `_global.get_env` sees (`from_env` fixes it when the options are made)."""
 
-    ioc_dir: str = paths.IOC_DIR  # as written into st.cmd `cd "<IOC>"`
-    runtime_dir: str = paths.RUNTIME_DIR  # st.cmd `dbLoadRecords <RUNTIME_DIR>/ioc.db`
-    ioc_name: str | None = None  # IOC_NAME for `_global.get_env('IOC_NAME')`
-    pvi_defs: list[Path] = field(default_factory=list)
+    FIELDS = ("ioc_dir", "runtime_dir", "ioc_name", "pvi_defs", "env")
+    ioc_dir: str  # as written into st.cmd `cd "<IOC>"`
+    runtime_dir: str  # st.cmd `dbLoadRecords <RUNTIME_DIR>/ioc.db`
+    ioc_name: str | None  # IOC_NAME for `_global.get_env('IOC_NAME')`
+    pvi_defs: list[Path]
     # what `_global.get_env` sees; None (direct construction only): this process's environment
-    env: dict[str, str] | None = None
+    env: dict[str, str] | None
+
+    def __init__(self, ioc_dir: str = paths.IOC_DIR, runtime_dir: str = paths.RUNTIME_DIR,
+                 ioc_name: str | None = None, pvi_defs: list[Path] | None = None,
+                 env: dict[str, str] | None = None):
+        self.ioc_dir, self.runtime_dir, self.ioc_name = ioc_dir, runtime_dir, ioc_name
+        self.pvi_defs = [] if pvi_defs is None else pvi_defs
+        self.env = env
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any
@@ -64,16 +73,21 @@ class GenerateOptions:
         return env
 
 
-@dataclass
-class PviEntity:
+class PviEntity(Value):
     """An entity with a `pvi` block: what screens need (rendered macros, the device file)."""
 
+    FIELDS = ("entity", "pvi", "macros", "yaml_path", "device_name", "device_file")
     entity: Entity
     pvi: Pvi
     macros: dict[str, str]
     yaml_path: str
     device_name: str
     device_file: Path | None  # None when the device file was not found
+
+    def __init__(self, entity: Entity, pvi: Pvi, macros: dict[str, str], yaml_path: str,
+                 device_name: str, device_file: Path | None):
+        self.entity, self.pvi, self.macros = entity, pvi, macros
+        self.yaml_path, self.device_name, self.device_file = yaml_path, device_name, device_file
 
     def screen_entry(self) -> ScreenEntry:
         """What `berth.screens` needs of this entity to draw its screens."""
@@ -84,16 +98,28 @@ class PviEntity:
                            pv_prefix=self.pvi.pv_prefix or "", source=self.pvi.loc)
 
 
-@dataclass
-class Generated:
+class Generated(Value):
+    FIELDS = ("st_cmd", "ioc_subst", "wait_list", "pvi_entities", "warnings", "entities",
+              "ioc_name", "pvi_search")
     st_cmd: str
     ioc_subst: str
     wait_list: str | None
-    pvi_entities: list[PviEntity] = field(default_factory=list)
-    warnings: list[Problem] = field(default_factory=list)
-    entities: list[Entity] = field(default_factory=list)
-    ioc_name: str = ""
-    pvi_search: list[Path] = field(default_factory=list)  # where PVI device files were found
+    pvi_entities: list[PviEntity]
+    warnings: list[Problem]
+    entities: list[Entity]
+    ioc_name: str
+    pvi_search: list[Path]  # where PVI device files were found
+
+    def __init__(self, st_cmd: str, ioc_subst: str, wait_list: str | None,
+                 pvi_entities: list[PviEntity] | None = None,
+                 warnings: list[Problem] | None = None, entities: list[Entity] | None = None,
+                 ioc_name: str = "", pvi_search: list[Path] | None = None):
+        self.st_cmd, self.ioc_subst, self.wait_list = st_cmd, ioc_subst, wait_list
+        self.pvi_entities = [] if pvi_entities is None else pvi_entities
+        self.warnings = [] if warnings is None else warnings
+        self.entities = [] if entities is None else entities
+        self.ioc_name = ioc_name
+        self.pvi_search = [] if pvi_search is None else pvi_search
 
     def pvi_files(self, screen_formats: tuple[str, ...] = ("bob",)) -> dict[str, str]:
         """The PVI outputs (relative name -> text): each `<Device>.pvi.template` that

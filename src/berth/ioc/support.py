@@ -1,4 +1,4 @@
-"""Support definitions (`*.ibek.support.yaml`, ibek format 3/4): strict loading into dataclasses.
+"""Support definitions (`*.ibek.support.yaml`, ibek format 3/4): strict loading into value classes.
 
 Every key is checked (an unknown key is an error with file:line:column), every problem in every
 file is collected before anything is raised, and several files load into one `SupportSet` in
@@ -8,12 +8,11 @@ which an entity type may be defined only once.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from berth import fsutil
 from berth.errors import BerthError, Location
+from berth.values import Value
 from berth.yamlio import (
     MISSING,
     Reader,
@@ -24,7 +23,10 @@ from berth.yamlio import (
     loads_yaml,
 )
 
+TYPE_CHECKING = False  # (typing is not imported on the generate path: ~3 ms)
 if TYPE_CHECKING:
+    from typing import Any
+
     from berth.ioc.support_cache import SupportCache
 
 PARAM_TYPES = ("str", "int", "float", "bool", "enum", "object", "id", "dict", "list")
@@ -37,91 +39,152 @@ def is_jinja(value: Any) -> bool:
     return isinstance(value, str) and "{{" in value
 
 
-@dataclass(slots=True)
-class Param:
+class Param(Value):
+    __slots__ = FIELDS = ("name", "type", "description", "default", "values", "loc")
     name: str
     type: str
     description: str
-    default: Any = MISSING  # MISSING: the instance must give it
-    values: dict[Any, Any] | None = None  # enum: key (what users write) -> value (rendered)
-    loc: Location = field(default_factory=Location)
+    default: Any  # MISSING: the instance must give it
+    values: dict[Any, Any] | None  # enum: key (what users write) -> value (rendered)
+    loc: Location
+
+    def __init__(self, name: str, type: str, description: str, default: Any = MISSING,
+                 values: dict[Any, Any] | None = None, loc: Location | None = None):
+        self.name, self.type, self.description = name, type, description
+        self.default, self.values = default, values
+        self.loc = Location() if loc is None else loc
 
     @property
     def required(self) -> bool:
         return self.default is MISSING
 
 
-@dataclass(slots=True)
-class Define:
+class Define(Value):
+    __slots__ = FIELDS = ("name", "value", "type", "description", "loc")
     name: str
     value: Any
     type: str | None  # None: no conversion
     description: str
-    loc: Location = field(default_factory=Location)
+    loc: Location
+
+    def __init__(self, name: str, value: Any, type: str | None, description: str,
+                 loc: Location | None = None):
+        self.name, self.value, self.type, self.description = name, value, type, description
+        self.loc = Location() if loc is None else loc
 
 
-@dataclass(slots=True)
-class ScriptItem:
+class ScriptItem(Value):
+    __slots__ = FIELDS = ("kind", "when", "value", "loc")
     kind: str  # "text" | "comment"
     when: str  # first | every | last (other words on text items behave as every, like ibek)
     value: str
-    loc: Location = field(default_factory=Location)
+    loc: Location
+
+    def __init__(self, kind: str, when: str, value: str, loc: Location | None = None):
+        self.kind, self.when, self.value = kind, when, value
+        self.loc = Location() if loc is None else loc
 
 
-@dataclass(slots=True)
-class Database:
+class Database(Value):
+    __slots__ = FIELDS = ("file", "enabled", "args", "loc", "args_locs")
     file: str
     enabled: str
     args: dict[str, str | None]
-    loc: Location = field(default_factory=Location)
-    args_locs: dict[str, Location] = field(default_factory=dict)
+    loc: Location
+    args_locs: dict[str, Location]
+
+    def __init__(self, file: str, enabled: str, args: dict[str, str | None],
+                 loc: Location | None = None, args_locs: dict[str, Location] | None = None):
+        self.file, self.enabled, self.args = file, enabled, args
+        self.loc = Location() if loc is None else loc
+        self.args_locs = {} if args_locs is None else args_locs
 
 
-@dataclass(slots=True)
-class EnvVar:
+class EnvVar(Value):
+    __slots__ = FIELDS = ("name", "value", "loc")
     name: str
     value: str
-    loc: Location = field(default_factory=Location)
+    loc: Location
+
+    def __init__(self, name: str, value: str, loc: Location | None = None):
+        self.name, self.value = name, value
+        self.loc = Location() if loc is None else loc
 
 
-@dataclass(slots=True)
-class Pvi:
+class Pvi(Value):
+    __slots__ = FIELDS = ("yaml_path", "ui_index", "ui_macros", "pv", "pv_prefix", "loc")
     yaml_path: str
-    ui_index: bool = True
-    ui_macros: dict[str, str | None] | None = None
-    pv: bool = False
-    pv_prefix: str = ""
-    loc: Location = field(default_factory=Location)
+    ui_index: bool
+    ui_macros: dict[str, str | None] | None
+    pv: bool
+    pv_prefix: str
+    loc: Location
+
+    def __init__(self, yaml_path: str, ui_index: bool = True,
+                 ui_macros: dict[str, str | None] | None = None, pv: bool = False,
+                 pv_prefix: str = "", loc: Location | None = None):
+        self.yaml_path, self.ui_index, self.ui_macros = yaml_path, ui_index, ui_macros
+        self.pv, self.pv_prefix = pv, pv_prefix
+        self.loc = Location() if loc is None else loc
 
 
-@dataclass(slots=True)
-class EntityModel:
+class EntityModel(Value):
+    __slots__ = FIELDS = ("module", "name", "description", "parameters", "pre_defines",
+                          "post_defines", "pre_init", "post_init", "databases", "env_vars",
+                          "pvi", "sub_entities", "loc", "id_param")
     module: str
     name: str
     description: str
-    parameters: dict[str, Param] = field(default_factory=dict)
-    pre_defines: dict[str, Define] = field(default_factory=dict)
-    post_defines: dict[str, Define] = field(default_factory=dict)
-    pre_init: list[ScriptItem] = field(default_factory=list)
-    post_init: list[ScriptItem] = field(default_factory=list)
-    databases: list[Database] = field(default_factory=list)
-    env_vars: list[EnvVar] = field(default_factory=list)
-    pvi: Pvi | None = None
-    sub_entities: list[YDict] = field(default_factory=list)
-    loc: Location = field(default_factory=Location)
-    id_param: str | None = None
+    parameters: dict[str, Param]
+    pre_defines: dict[str, Define]
+    post_defines: dict[str, Define]
+    pre_init: list[ScriptItem]
+    post_init: list[ScriptItem]
+    databases: list[Database]
+    env_vars: list[EnvVar]
+    pvi: Pvi | None
+    sub_entities: list[YDict]
+    loc: Location
+    id_param: str | None
+
+    def __init__(self, module: str, name: str, description: str,
+                 parameters: dict[str, Param] | None = None,
+                 pre_defines: dict[str, Define] | None = None,
+                 post_defines: dict[str, Define] | None = None,
+                 pre_init: list[ScriptItem] | None = None,
+                 post_init: list[ScriptItem] | None = None,
+                 databases: list[Database] | None = None, env_vars: list[EnvVar] | None = None,
+                 pvi: Pvi | None = None, sub_entities: list[YDict] | None = None,
+                 loc: Location | None = None, id_param: str | None = None):
+        self.module, self.name, self.description = module, name, description
+        self.parameters = {} if parameters is None else parameters
+        self.pre_defines = {} if pre_defines is None else pre_defines
+        self.post_defines = {} if post_defines is None else post_defines
+        self.pre_init = [] if pre_init is None else pre_init
+        self.post_init = [] if post_init is None else post_init
+        self.databases = [] if databases is None else databases
+        self.env_vars = [] if env_vars is None else env_vars
+        self.pvi = pvi
+        self.sub_entities = [] if sub_entities is None else sub_entities
+        self.loc = Location() if loc is None else loc
+        self.id_param = id_param
 
     @property
     def type(self) -> str:
         return f"{self.module}.{self.name}"
 
 
-@dataclass
-class SupportSet:
+class SupportSet(Value):
     """Entity models from one or more support files, by type (`module.name`)."""
 
-    models: dict[str, EntityModel] = field(default_factory=dict)
-    files: list[Path] = field(default_factory=list)
+    FIELDS = ("models", "files")
+    models: dict[str, EntityModel]
+    files: list[Path]
+
+    def __init__(self, models: dict[str, EntityModel] | None = None,
+                 files: list[Path] | None = None):
+        self.models = {} if models is None else models
+        self.files = [] if files is None else files
 
     def get(self, type_name: str) -> EntityModel | None:
         return self.models.get(type_name)

@@ -26,12 +26,14 @@ import io
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from berth import paths
 from berth.fsutil import atomic_write, only_mine, read_bytes
 
+TYPE_CHECKING = False  # (typing is not imported on the generate path: ~3 ms)
 if TYPE_CHECKING:
+    from typing import Any
+
     from berth.ioc.support import EntityModel
 
 try:  # _blake2 alone: hashlib would also load OpenSSL (~3 ms at start-up)
@@ -71,11 +73,11 @@ def cache_dir() -> Path:
 def _code_stamp() -> bytes:
     """Size and modification time of the modules that build the models, so that a changed
     berth (an editable install, a patched file) never reads entries of an older one."""
-    from berth import errors, yamlio
+    from berth import errors, values, yamlio
     from berth.ioc import support
 
     parts = []
-    for module in (support, yamlio, errors, sys.modules[__name__]):
+    for module in (support, yamlio, errors, values, sys.modules[__name__]):
         try:
             st = os.stat(module.__file__ or "")
             parts.append(f"{st.st_size}:{st.st_mtime_ns}")

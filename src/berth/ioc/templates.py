@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
 
 from berth.ioc.entity import TemplateProblem, TemplateView
+
+TYPE_CHECKING = False  # (typing is not imported on the generate path: ~3 ms)
+if TYPE_CHECKING:
+    from typing import Any
 
 _TYPED = ("int", "float", "bool", "list", "dict")
 _TYPE_FILTER = re.compile(r"\| *([a-z]*) *}}")

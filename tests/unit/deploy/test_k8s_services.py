@@ -140,6 +140,24 @@ def test_template_is_helm_template_of_the_service_folder(p47, mirror, reference,
     assert not (p47 / "services" / name / "charts").exists()
 
 
+def test_several_services_in_one_command_are_helm_template_of_each_in_order(p47, mirror,
+                                                                             reference):
+    order = [*reversed(RENDERABLE)]  # the order given, not the repository's
+    ours = berth_template(p47, ",".join(order), f"{EC_CHARTS}={mirror}")
+    assert ours == "".join(helm_template(reference, name) for name in order)
+
+
+def test_several_services_with_missing_charts_report_each_and_print_nothing(p47, mirror):
+    result = run_berth("template", "bl47p-ea-dcam-01,pollux-caprepeater,bl47p-gateways",
+                       "-b", "k8s", "-t", NS, "-r", p47,
+                       env={"BERTH_CHART_MIRROR": f"{EC_CHARTS}={mirror}"})
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    assert "service 'pollux-caprepeater'" in result.stderr
+    assert "service 'bl47p-gateways'" in result.stderr
+
+
 def test_the_service_values_win_over_the_shared_ones_and_config_is_the_configmap(p47, mirror):
     docs = manifests(berth_template(p47, "bl47p-ea-fastcs-01", f"{EC_CHARTS}={mirror}"))
     sts = next(d for d in docs if d["kind"] == "StatefulSet")

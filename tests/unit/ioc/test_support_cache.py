@@ -3,7 +3,6 @@ with the cache falls back to parsing silently."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import pickle
 import shutil
@@ -19,6 +18,7 @@ from berth.ioc import support as support_module
 from berth.ioc.generate import GenerateOptions, generate
 from berth.ioc.support import MISSING, EntityModel, load_support
 from berth.ioc.support_cache import SupportCache, cache_dir
+from berth.values import Value
 from berth.yamlio import YDict, YList
 from conftest import run_berth
 
@@ -94,9 +94,9 @@ def files_named(value: Any, seen: set[int] | None = None) -> set[str]:
     elif isinstance(value, list | tuple):
         for item in value:
             found |= files_named(item, seen)
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for f in dataclasses.fields(value):
-            found |= files_named(getattr(value, f.name), seen)
+    elif isinstance(value, Value):
+        for item in value.field_values():
+            found |= files_named(item, seen)
     return found
 
 

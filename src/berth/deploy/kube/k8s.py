@@ -10,9 +10,11 @@ stays the owner of the desired state; other releases are scaled with kubectl, as
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
@@ -202,11 +204,32 @@ class K8sBackend:
                        current=True, note=f"rollback to revision {chosen['revision']}")
 
     def template(self, service: str, version: str | None = None) -> str:
+        return self.templates([service], version)
+
+    def templates(self, services: Sequence[str], version: str | None = None) -> str:
+        """What `template` prints for each service, one after the other in the order given.
+        Each service's chart is prepared and rendered by its own `helm template`, several at
+        once; a problem with any service is reported, with all the others, and nothing is
+        printed."""
         repo = self.repo()
-        if version is None:
-            return self._render(repo, service, LOCAL_VERSION)
-        with checkout(repo, version) as tagged:
-            return self._render(tagged, service, version)
+        with ExitStack() as stack:
+            if version is not None:
+                repo = stack.enter_context(checkout(repo, version))
+            wanted = version or LOCAL_VERSION
+            workers = min(len(services), (os.cpu_count() or 1) + 1) or 1
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                answers = list(pool.map(lambda s: self._try_render(repo, s, wanted), services))
+        problems = [p for answer in answers if isinstance(answer, BerthError)
+                    for p in answer.problems]
+        if problems:
+            raise BerthError(problems)
+        return "".join(a for a in answers if isinstance(a, str))
+
+    def _try_render(self, repo: ServicesRepo, service: str, version: str) -> str | BerthError:
+        try:
+            return self._render(repo, service, version)
+        except BerthError as exc:
+            return exc
 
     def up(self) -> list[Release]:
         """Deploy every service of the repository at its latest version (working copy if
