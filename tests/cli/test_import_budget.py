@@ -15,7 +15,8 @@ NEVER = ("typer", "click", "pydantic", "jinja2", "rich")
 # standard-library modules generation has no use for, each a few ms (or a chain of them)
 NEVER_STDLIB = ("subprocess", "argparse", "json", "shutil", "tempfile", "logging",
                 "importlib.metadata", "email", "socket", "threading", "asyncio", "difflib",
-                "hashlib", "textwrap", "pickle", "datetime", "decimal", "locale", "signal")
+                "hashlib", "textwrap", "pickle", "datetime", "decimal", "locale", "signal",
+                "dataclasses", "typing")  # kept out by berth.values, TYPE_CHECKING-only typing
 
 
 def modules_after(code: str, tmp_path: Path, *, full: bool = False) -> set[str]:
