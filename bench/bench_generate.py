@@ -11,7 +11,10 @@ files both tools look up. Cases:
   (a) the corpus quadem sample (ADCore + quadem definitions), berth also with its cache off,
   (b) a generated IOC of 2,000 entities over the ADCore, asyn and motor definitions of
       ibek-support (asyn ports, motors, chains of areaDetector plugins),
-  (c) `--help` of each tool, with `python -c pass` for reference.
+  (c) `--help` of each tool, with `python -c pass` for reference,
+  (d) the largest real instances of the corpus: three p47 IOCs (`bl47p-ea-dcam-01`,
+      `bl47p-ea-dcam-02`, `bl47p-mo-ioc-01`) over every ibek-support definition, as
+      tests/data/p47/README.md made ibek's reference outputs.
 
 The commands of each case run interleaved (berth, ibek, berth, ibek, ...) so that both see the
 same machine load; the table gives medians and the ibek/berth ratio. ibek runs as users run
@@ -35,6 +38,7 @@ REPO = HERE.parent
 WORK = HERE / ".work"
 IBEK_VENV = WORK / "ibek-venv"
 IBEK_VERSION = "4.6.2"
+P47_LARGEST = ("bl47p-ea-dcam-01", "bl47p-ea-dcam-02", "bl47p-mo-ioc-01")
 
 
 def corpus_dir() -> Path:
@@ -79,6 +83,8 @@ def epics_root(corpus: Path) -> Path:
                *(corpus / "ibek-support").glob("*/*.pvi.device.yaml")]
     for src in sources:
         shutil.copy(src, pvi / src.name)
+    for src in (REPO / "tests" / "data" / "p47" / "site-pvi").glob("*.pvi.device.yaml"):
+        shutil.copy(src, pvi / src.name)  # the p47 beamline's own device files (stand-ins)
     for parent in ("asynPortDriver",):
         stub = pvi / f"{parent}.pvi.device.yaml"
         if not stub.exists():
@@ -161,7 +167,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="timed runs per command")
     parser.add_argument("--entities", type=int, default=2000, help="size of case (b)")
-    parser.add_argument("--cases", default="abc", help="which cases to run (default: abc)")
+    parser.add_argument("--cases", default="abcd", help="which cases to run (default: abcd)")
     args = parser.parse_args()
 
     corpus = corpus_dir()
@@ -216,6 +222,21 @@ def main() -> None:
         "python -c pass": ([sys.executable, "-c", "pass"], env),
     }
 
+    # (d) the largest real instances: p47, every ibek-support module but the other EPICS base
+    every = [str(p) for p in sorted(support.glob("*/*.ibek.support.yaml"))
+             if p.parent.name != "_global"]
+    p47 = corpus / "services" / "p47-services" / "services"
+    d = {}
+    for service in P47_LARGEST:
+        ioc = str(p47 / service / "config" / "ioc.yaml")
+        penv = dict(env, IOC_NAME="TEST_IOC")
+        d[f"berth generate {service}"] = (berth + ["generate", ioc, *sum(
+            (["--defs", s] for s in every), []), *pvi, "-o", str(out / f"d-berth-{service}")],
+            penv)
+        d[f"ibek generate --no-pvi {service}"] = (
+            [str(ibek), "runtime", "generate", ioc, *every, "-o",
+             str(out / f"d-ibek-{service}"), "--no-pvi"], penv)
+
     print(f"rounds: {args.rounds} for (a), {max(1, args.rounds // 2)} for (b), "
           f"{args.rounds * 2} for (c), interleaved; case (b): {args.entities} entities",
           flush=True)
@@ -227,6 +248,10 @@ def main() -> None:
                                                            warm_up=False)
     if "c" in args.cases:
         results["(c) start-up"] = compare("(c)", args.rounds * 2, c)
+    if "d" in args.cases:
+        for service in P47_LARGEST:
+            pair = {k: v for k, v in d.items() if k.endswith(service)}
+            results[f"(d) {service}"] = compare(f"(d) {service}", args.rounds, pair)
 
     print()
     print("| case | command | median s | min s | ibek / berth (median) |")
@@ -243,6 +268,11 @@ def main() -> None:
         if case in args.cases:
             berth_out, ibek_out = out / f"{case}-berth", out / f"{case}-ibek"
             print(f"({case}) outputs of berth and ibek (pvi): {same_outputs(berth_out, ibek_out)}")
+    if "d" in args.cases:
+        for service in P47_LARGEST:
+            same = same_outputs(out / f"d-berth-{service}", REPO / "tests" / "data" / "p47" /
+                                service)
+            print(f"(d) {service}, berth's outputs and ibek's (pvi, tests/data/p47): {same}")
 
 if __name__ == "__main__":
     main()

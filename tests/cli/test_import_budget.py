@@ -92,15 +92,31 @@ def test_generate_cli_layer_imports_no_typing(tmp_path: Path) -> None:
 
 
 def test_generate_imports_jinja_when_a_template_needs_it(tmp_path: Path) -> None:
-    # the other side of the budget: a template with an expression does load Jinja
+    # the other side of the budget: a template with a statement does load Jinja
     ioc = tmp_path / "ioc.yaml"
     ioc.write_text('ioc_name: budget\nentities:\n'
                    '  - {type: demo.Port, name: p1, host: "h:1"}\n'
-                   '  - {type: demo.Command, command: "{{ 1 + 2 }}"}\n')
+                   '  - {type: demo.Command, command: "{% for i in [3] %}{{ i }}{% endfor %}"}\n')
     out = tmp_path / "out"
     loaded = modules_after(generate_code(ioc, out), tmp_path)
     assert "\n3\n" in (out / "st.cmd").read_text()
     assert "jinja2" in loaded
+
+
+def test_common_expressions_generate_without_jinja(tmp_path: Path) -> None:
+    # the shapes real support files use (p47's areaDetector plugins, ADAravis): no Jinja
+    ioc = tmp_path / "ioc.yaml"
+    ioc.write_text('ioc_name: budget\nentities:\n'
+                   '  - {type: demo.Port, name: p1, host: "h:1"}\n'
+                   '  - {type: demo.Command, command: "{{ 1 + 2 }}"}\n'
+                   '  - {type: demo.Command, command: "{{ \'A-\' ~ ioc_name if 1 == 1 else 0 }}"}\n'
+                   '  - {type: demo.Command,'
+                   '     command: "{{ range(3) | list }} {{ \'4.5\' | int + 1 }}"}\n')
+    out = tmp_path / "out"
+    loaded = modules_after(generate_code(ioc, out), tmp_path)
+    st_cmd = (out / "st.cmd").read_text()
+    assert "\n3\nA-budget\n[0, 1, 2] 5\n" in st_cmd, st_cmd
+    assert "jinja2" not in loaded
 
 
 def test_run_imports_before_the_builder_fork_are_lean(tmp_path: Path) -> None:

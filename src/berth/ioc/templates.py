@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from berth.ioc import template_expr
 from berth.ioc.entity import TemplateProblem, TemplateView
 
 TYPE_CHECKING = False  # (typing is not imported on the generate path: ~3 ms)
@@ -155,27 +156,41 @@ def jinja_environment() -> Any:
     return _ENV
 
 
-class _NotSimple(Exception):
-    """A simple look-up met something only Jinja knows how to print."""
+_NotSimple = template_expr.NotSimple  # a simple look-up met what only Jinja can print
+
+
+class _Expression:
+    """A `{{ ... }}` of template_expr's subset, parsed."""
+
+    __slots__ = ("node",)
+
+    def __init__(self, node: Any):
+        self.node = node
 
 
 class _Simple:
-    """A template made only of text and simple look-ups (see `_SIMPLE_EXPR`)."""
+    """A template made only of text, simple look-ups (see `_SIMPLE_EXPR`) and expressions of
+    template_expr's subset."""
 
     __slots__ = ("parts",)
 
     def __init__(self, parts: list[tuple[str, Any, str | None]]):
-        # (text before, dotted name as a tuple or an environment variable name, filter)
+        # (text before, dotted name as a tuple, an environment variable name or an
+        # _Expression, filter)
         self.parts = parts
 
     def render(self, renderer: Renderer, fields: Mapping[str, Any]) -> str:
         out = []
+        evaluation = None  # (one per render: its range() budget covers the whole template)
         for text, what, filt in self.parts:
             out.append(text)
             if what is None:
                 continue
             if type(what) is tuple:
                 value = str(renderer.lookup(fields, what))
+            elif type(what) is _Expression:
+                evaluation = evaluation or renderer.evaluation(fields)
+                value = renderer.printed(evaluation.value(what.node))
             else:
                 value = renderer.globals.get_env(what)
             if filt == "upper":
@@ -198,15 +213,21 @@ def _simple(source: str) -> _Simple | None:
         source = source[:-1]
     parts: list[tuple[str, Any, str | None]] = []
     pos = 0
-    for match in _SIMPLE_EXPR.finditer(source):
-        path = match.group("path")
-        what = tuple(path.split(".")) if path is not None else match.group("env")
-        parts.append((source[pos:match.start()], what, match.group("filter")))
-        pos = match.end()
-    tail = source[pos:]
-    if "{{" in tail or any("{{" in text for text, _, _ in parts):
-        return None
-    parts.append((tail, None, None))
+    while (start := source.find("{{", pos)) >= 0:
+        match = _SIMPLE_EXPR.match(source, start)
+        if match is not None and (match.group("path") or "").split(".")[0] not in \
+                template_expr.CONSTANTS:  # (`true`, `none`: constants, not names)
+            path = match.group("path")
+            what = tuple(path.split(".")) if path is not None else match.group("env")
+            parts.append((source[pos:start], what, match.group("filter")))
+            pos = match.end()
+            continue
+        parsed = template_expr.parse(source, start + 2)
+        if parsed is None:
+            return None
+        parts.append((source[pos:start], _Expression(parsed[0]), None))
+        pos = parsed[1]
+    parts.append((source[pos:], None, None))
     return _Simple(parts)
 
 
@@ -334,6 +355,22 @@ class Renderer:
             if match and match.group(1) in _TYPED:
                 return _coerce(result, match.group(1), source)
         return result
+
+    def evaluation(self, fields: Mapping[str, Any]) -> template_expr.Evaluation:
+        """The evaluator of template_expr expressions for one render with `fields`."""
+        return template_expr.Evaluation(
+            lambda path: self.lookup(fields, path), self.globals,
+            lambda name: name in fields or name in self.globals.variables, MAX_ITERATIONS)
+
+    @staticmethod
+    def printed(value: Any) -> str:
+        """What Jinja prints for `value` (NotSimple when only Jinja knows, or it is too big)."""
+        if callable(value) or isinstance(value, str | list) and len(value) > MAX_OUTPUT:
+            raise _NotSimple
+        text = str(value)
+        if len(text) > MAX_OUTPUT:
+            raise _NotSimple
+        return text
 
     def lookup(self, fields: Mapping[str, Any], path: tuple[str, ...]) -> Any:
         """`a.b.c` as Jinja resolves it in `context(fields)` (attribute, else item)."""
