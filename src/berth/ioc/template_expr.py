@@ -5,7 +5,7 @@
 generation run, so such expressions are parsed here once into a small tree and evaluated with
 Jinja's meaning (its operator precedence, its `int`/`float`/`list`/`lower`/`upper`/`string`
 filters). The subset is pure: names, attributes, literals, `+ - ~`, comparisons, `and or not`,
-`if/else`, `range()` and `_global.get_env()`/`get()`. Anything else fails to parse (`None`),
+`if/else`, `default()`, `range()` and `_global.get_env()`/`get()`. Anything else fails to parse (`None`),
 and any value or error only Jinja knows how to treat raises `NotSimple`, so the caller renders
 that template with Jinja and results and messages stay Jinja's.
 """
@@ -120,6 +120,10 @@ class _Parser:
         node = self.postfix(node)
         while with_filter and self.take("op", "|") is not None:
             name = self.expect("name")
+            if name == "default" and self.take("op", "(") is not None:
+                node = ("default", node, self.condexpr())  # (one argument: not `boolean`)
+                self.expect("op", ")")
+                continue
             if name not in _FILTERS:
                 raise NotSimple
             node = ("filter", name, node)
@@ -250,6 +254,8 @@ class Evaluation:
             return self._call(node[1], [self._eval(arg) for arg in node[2]])
         if kind == "filter":
             return _APPLY[node[1]](self._eval(node[2]))
+        if kind == "default":
+            return self._default(node[1], node[2])
         if kind == "concat":
             return str(self._eval(node[1])) + str(self._eval(node[2]))
         if kind == "bin":
@@ -271,6 +277,22 @@ class Evaluation:
             return +self._eval(node[1])
         # "cond"
         return self._eval(node[2]) if self._eval(node[1]) else self._eval(node[3])
+
+    def _default(self, node: Node, fallback: Node) -> Any:
+        """Jinja's `value | default(fallback)`: the fallback when the value's last name or
+        attribute is undefined (an undefined name before it stays an error)."""
+        otherwise = self._eval(fallback)  # (Jinja evaluates a filter's arguments first)
+        path = self._path(node)
+        if path is None or path[0] in ("_global", "range"):
+            return self._eval(node)
+        if len(path) > 1:
+            self.lookup(path[:-1])
+        try:
+            return self.lookup(path)
+        except NotSimple:
+            raise
+        except Exception:  # undefined
+            return otherwise
 
     def _call(self, target: Node, args: list[Any]) -> Any:
         if target == ("name", "range") and not self.shadowed("range"):

@@ -56,10 +56,13 @@ REAL = [  # from the corpus's ibek-support files (ADCore, ADAravis) and common v
     "{{ _global.get_env('NUM') | int * 1 }}", "{{ _global.get('shared') + 1 }}",
     "{{ ioc_name | lower ~ '-' ~ n }}", "{{ items | list }} {{ 'ab' | list }}",
     "{{ (n - 1) ~ (n + 1) }}", "{{ 1.5 + 1 }}", "{{ n > 3 }} {{ R != 'x' }}",
+    "{{ '' if flag else camera.Port | default(camera.P) }}", "{{ missing | default(n) }}",
+    "{{ camera.P | default('x') }} {{ nothing | default(1) }} {{ (n + 1) | default(0) }}",
 ]
 ERRORS = [  # each raises in Jinja: the fast path must give Jinja's message
     "{{ missing + 1 }}", "{{ R + 1 }}", "{{ camera.nokey ~ 'x' }}", "{{ range('a') | list }}",
-    "{{ R < 1 }}", "{{ range(2000000) | list }}", "{{ -R }}",
+    "{{ R < 1 }}", "{{ range(2000000) | list }}", "{{ -R }}", "{{ missing.P | default(1) }}",
+    "{{ camera.P.x.y | default(1) }}",
 ]
 
 
@@ -85,7 +88,8 @@ def test_outside_the_subset_goes_to_jinja(source: str) -> None:
 _LEAVES = st.sampled_from(["idx", "n", "gain", "flag", "empty", "nothing", "R", "camera.P",
                            "camera.CLASS", "missing", "1", "0", "2.5", "'4.5'", "'ab'",
                            "true", "none", "ioc_name", "_global.get_env('NUM')",
-                           "_global.get('shared')", "range(3)", "items"])
+                           "_global.get('shared')", "range(3)", "items", "camera.Port",
+                           "missing.P"])
 
 
 def _combine(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
@@ -95,6 +99,7 @@ def _combine(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
         st.builds(lambda a, f: f"{a} | {f}", inner, st.sampled_from(
             ["int", "float", "list", "lower", "upper", "string"])),
         st.builds(lambda a: f"-{a}", inner), st.builds(lambda a: f"not {a}", inner),
+        st.builds(lambda a, b: f"{a} | default({b})", inner, inner),
         st.builds(lambda ab, op: f"{ab[0]} {op} {ab[1]}", pair, st.sampled_from(
             ["+", "-", "~", "==", "!=", "<", ">=", "and", "or"])),
         st.builds(lambda a, b, c: f"{a} if {b} else {c}", inner, inner, inner),
