@@ -5,9 +5,9 @@
 generation run, so such expressions are parsed here once into a small tree and evaluated with
 Jinja's meaning (its operator precedence, its `int`/`float`/`list`/`lower`/`upper`/`string`
 filters). The subset is pure: names, attributes, literals, `+ - ~`, comparisons, `and or not`,
-`if/else`, `default()`, `range()` and `_global.get_env()`/`get()`. Anything else fails to parse (`None`),
-and any value or error only Jinja knows how to treat raises `NotSimple`, so the caller renders
-that template with Jinja and results and messages stay Jinja's.
+`if/else`, `default()`, `range()` and `_global.get_env()`/`get()`. Anything else fails to
+parse (`None`), and any value or error only Jinja knows how to treat raises `NotSimple`, so the
+caller renders that template with Jinja and results and messages stay Jinja's.
 """
 
 from __future__ import annotations
