@@ -233,6 +233,9 @@ def main() -> None:
         d[f"berth generate {service}"] = (berth + ["generate", ioc, *sum(
             (["--defs", s] for s in every), []), *pvi, "-o", str(out / f"d-berth-{service}")],
             penv)
+        d[f"ibek generate (pvi) {service}"] = (
+            [str(ibek), "runtime", "generate", ioc, *every, "-o",
+             str(out / f"d-ibek-pvi-{service}")], penv)
         d[f"ibek generate --no-pvi {service}"] = (
             [str(ibek), "runtime", "generate", ioc, *every, "-o",
              str(out / f"d-ibek-{service}"), "--no-pvi"], penv)

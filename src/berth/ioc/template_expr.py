@@ -215,6 +215,9 @@ _APPLY: dict[str, Callable[[Any], Any]] = {
 }
 
 
+_UNDEFINED = object()
+
+
 class Evaluation:
     """One render's evaluation: `lookup(path)` resolves a dotted name as Jinja does (raising
     for an undefined one), `get_env`/`get` are `_global`'s, `shadowed` the names a template's
@@ -281,18 +284,28 @@ class Evaluation:
     def _default(self, node: Node, fallback: Node) -> Any:
         """Jinja's `value | default(fallback)`: the fallback when the value's last name or
         attribute is undefined (an undefined name before it stays an error)."""
-        otherwise = self._eval(fallback)  # (Jinja evaluates a filter's arguments first)
+        value = self._maybe(node)
+        otherwise = self._maybe(fallback)  # (evaluated even when not used, as by Jinja)
+        if value is not _UNDEFINED:
+            return value
+        if otherwise is _UNDEFINED:
+            raise NotSimple
+        return otherwise
+
+    def _maybe(self, node: Node) -> Any:
+        """`node`'s value, or _UNDEFINED for a name or attribute that is not there (Jinja's
+        undefined value, an error only once it is used)."""
         path = self._path(node)
         if path is None or path[0] in ("_global", "range"):
             return self._eval(node)
         if len(path) > 1:
-            self.lookup(path[:-1])
+            self.lookup(path[:-1])  # (an attribute of an undefined value is an error)
         try:
             return self.lookup(path)
         except NotSimple:
             raise
-        except Exception:  # undefined
-            return otherwise
+        except Exception:
+            return _UNDEFINED
 
     def _call(self, target: Node, args: list[Any]) -> Any:
         if target == ("name", "range") and not self.shadowed("range"):

@@ -58,6 +58,7 @@ REAL = [  # from the corpus's ibek-support files (ADCore, ADAravis) and common v
     "{{ (n - 1) ~ (n + 1) }}", "{{ 1.5 + 1 }}", "{{ n > 3 }} {{ R != 'x' }}",
     "{{ '' if flag else camera.Port | default(camera.P) }}", "{{ missing | default(n) }}",
     "{{ camera.P | default('x') }} {{ nothing | default(1) }} {{ (n + 1) | default(0) }}",
+    "{{ camera.P | default(camera.Port) }}", "{{ camera.Port | default(camera.P | default(1)) }}",
 ]
 ERRORS = [  # each raises in Jinja: the fast path must give Jinja's message
     "{{ missing + 1 }}", "{{ R + 1 }}", "{{ camera.nokey ~ 'x' }}", "{{ range('a') | list }}",
