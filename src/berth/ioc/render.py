@@ -325,7 +325,7 @@ def _quotable(value: str) -> str:
 # values YAML writes plain, whatever its resolver: a name starting with a letter (not one of
 # YAML 1.1's booleans and nulls), and a host:port address (without the port it reads as a float)
 _PLAIN = re.compile(r"[A-Za-z][A-Za-z0-9_./-]*|\d{1,3}(?:\.\d{1,3}){3}:\d{1,5}")
-_KEYWORDS = frozenset("y yes n no true false on off null".split())
+_KEYWORDS = frozenset(["y", "yes", "n", "no", "true", "false", "on", "off", "null"])
 
 
 def _scalar(value: Any) -> str:
