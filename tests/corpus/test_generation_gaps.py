@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -173,3 +174,57 @@ def test_pvi_template_fields_equal_ibeks(corpus: Path, device: str, module: str)
     theirs = record_fields((IBEK_OUT / "pvi" / f"{device}.pvi.template").read_text())
     assert len(theirs) > 150
     assert ours == theirs
+
+
+# -- the screen set of an areaDetector instance -----------------------------------------------
+
+_FILE = re.compile(r"<file>([^<]*)</file>")
+
+
+def _links(text: str) -> set[str]:
+    """The screens a .bob opens or embeds."""
+    return set(_FILE.findall(text))
+
+
+def _berth_screens(corpus: Path, instance: Path, out: Path, stand_in: str = "") -> Path:
+    defs = support(corpus, "ADCore", "ADSimDetector", "ADAravis")
+    pvi_defs = sorted({p.parent for p in (corpus / "ibek-support").glob("*/*.pvi.device.yaml")})
+    if stand_in:  # a device file made from the camera at build time: ADAravis's, renamed
+        folder = out / "camera-pvi"
+        folder.mkdir()
+        shutil.copy(corpus / "ibek-support/ADAravis/ADAravis.pvi.device.yaml",
+                    folder / f"{stand_in}.pvi.device.yaml")
+        pvi_defs.insert(0, folder)
+    args: list[str | Path] = ["generate", instance, "-o", out, "--ioc-name", "TEST_IOC"]
+    for path in defs:
+        args += ["--defs", path]
+    for folder in pvi_defs:
+        args += ["--pvi-defs", folder]
+    done = run_berth(*args, env={"BERTH_NO_CACHE": "1"})
+    assert done.returncode == 0, done.stderr
+    return out / "opi"
+
+
+@pytest.mark.parametrize(("sample", "stand_in"), [("sim", ""), ("cam01", ""),
+                                                  ("dcam01", "ADAravis-BL47P-EA-DET-01")])
+def test_screen_set_equals_ibeks(corpus: Path, tmp_path: Path, sample: str, stand_in: str
+                                 ) -> None:
+    """ibek_4.6.2/pvi/opi/: what ibek (pvi) writes for the instance: a screen per `SubScreen`
+    group at any depth and per plot not alone on its screen, named `<parent>_<name>.pvi.bob`
+    (60 screens for a full areaDetector IOC where berth once wrote 29)."""
+    case = IBEK_OUT / "pvi"
+    opi = _berth_screens(corpus, case / f"{sample}.ibek.ioc.yaml", tmp_path, stand_in)
+    ours = {p.name for p in opi.iterdir()}
+    if sample == "sim":
+        theirs = {p.name for p in (case / "opi" / "sim").iterdir()}
+    else:
+        theirs = set((case / "opi" / f"{sample}.files").read_text().split())
+    assert len(theirs) > 8
+    assert ours == theirs
+    dangling = {(name, link) for name in ours for link in _links((opi / name).read_text())
+                if not (opi / link).is_file()}
+    assert not dangling
+    if sample == "sim":  # every screen opens the same screens as ibek's
+        for name in theirs:
+            assert _links((opi / name).read_text()) == \
+                _links((case / "opi" / "sim" / name).read_text()), name

@@ -70,11 +70,11 @@ def ioc_screens(ioc_name: str, entries: list[ScreenEntry], search: list[Path],
                 on_missing: Callable[[Problem], None] | None = None,
                 loader: DeviceLoader | None = None) -> dict[str, str]:
     """Relative file name -> content: `index.<fmt>`, `<Device>.pvi.<fmt>` (+ sub-screens
-    `<Device>_<Group>.<fmt>`) for each device type used, and `<Device>.pvi.template` for
-    devices of entities with `pv: true`. Device files are looked up in `search`; a missing
-    one is an error naming the entity, unless `on_missing` is given: then it receives the
-    problem (as a warning) and the entity is left out. A `loader` given is used (and tells
-    afterwards which files the result depends on)."""
+    `<Device>_<Group>.pvi.<fmt>`, as ibek names them) for each device type used, and
+    `<Device>.pvi.template` for devices of entities with `pv: true`. Device files are looked
+    up in `search`; a missing one is an error naming the entity, unless `on_missing` is given:
+    then it receives the problem (as a warning) and the entity is left out. A `loader` given
+    is used (and tells afterwards which files the result depends on)."""
     for fmt in formats:
         check_format(fmt)
     if loader is None:

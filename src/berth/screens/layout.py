@@ -2,8 +2,11 @@
 
 The writers (`bob`, `adl`, `edl`) only translate these boxes, so every format shows the same
 widgets at the same places. Rules: a signal is one row (label, then its widgets); a group is a
-box of rows; top-level items fill columns of at most MAX_HEIGHT; a group that would not fit in
-a column, or whose layout is `SubScreen`, becomes a button opening its own screen.
+box of rows; top-level items fill columns of at most MAX_HEIGHT (a taller group starts the next
+column). A group whose layout is `SubScreen`, and a plot (image or trace) that is not alone on
+its screen or in a top-level group, become a button opening their own screen, named as pvi
+names it (so the set of files equals ibek's): `<screen base>_<name><screen suffixes>`, e.g.
+`NDStats_Plots.pvi` on `NDStats.pvi`, `NDStats_Plots_ProfileAverageX.pvi` on that one.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from berth.screens.pvi_model import (
     DeviceRef,
     Group,
     Ignored,
+    Layout,
     Signal,
     Widget,
 )
@@ -161,13 +165,46 @@ def _right(boxes: list[Box]) -> int:
 # --- screens ---------------------------------------------------------------------------------
 
 
+PLOT_WIDGETS = ("ImageRead", "ArrayTrace")
+
+
+def is_plot(component: Component) -> bool:
+    return (isinstance(component, Signal) and component.kind == "SignalR"
+            and component.read_widget is not None and component.read_widget.type in PLOT_WIDGETS)
+
+
+def plot_sub_screen(signal: Component) -> Group:
+    """A plot moved to a screen of its own (its button unlabelled, as pvi does)."""
+    return Group(signal.name, signal.label, signal.description, signal.line,
+                 Layout("SubScreen", labelled=False), [signal])
+
+
+def split_out_plots(components: list[Component]) -> list[Component]:
+    """The components of a screen with plots put on sub-screens, also the plots inside
+    top-level groups, unless a plot is alone on the screen."""
+    if len(components) == 1 and is_plot(components[0]):
+        return components
+    out: list[Component] = []
+    for c in components:
+        if is_plot(c):
+            c = plot_sub_screen(c)
+        elif isinstance(c, Group) and c.layout.type not in ("SubScreen", "Row") and \
+                any(is_plot(child) for child in c.children):
+            c = Group(c.name, c.label, c.description, c.line, c.layout,
+                      [plot_sub_screen(child) if is_plot(child) else child
+                       for child in c.children])
+        out.append(c)
+    return out
+
+
 class _Planner:
-    def __init__(self, device_name: str):
-        self.device_name = device_name
+    def __init__(self, file: str):
+        self.file = file  # the screen being planned: sub-screens are named after it
         self.screens: list[Screen] = []
 
     def sub_screen_file(self, group: Group) -> str:
-        return f"{self.device_name}_{group.name}"
+        base, dot, suffixes = self.file.partition(".")
+        return f"{base}_{group.name.replace(' ', '_')}{dot}{suffixes}"
 
     def rows(self, components: list[Component], labelled: bool) -> list[Box]:
         """Lay components out as rows from y=0; returns boxes relative to (0, 0)."""
@@ -208,15 +245,13 @@ class _Planner:
                         options={"traces": traces})]
         if layout.type == "SubScreen":
             return self.sub_screen_button(group, 0, y)
-        box = self.group_box(group, 0, y)
-        if box.height > MAX_HEIGHT - TITLE_HEIGHT - 2 * MARGIN:
-            return self.sub_screen_button(group, 0, y)
-        return [box]
+        return [self.group_box(group, 0, y)]
 
     def row_layout(self, group: Group, y: int) -> list[Box]:
         """A `Row` group: its label, then each child's widgets side by side (headed above)."""
-        signals = [c for c in group.children if isinstance(c, Signal)]
-        count = max(1, len(signals))
+        cells = [c for c in group.children if isinstance(c, Signal | DeviceRef)
+                 or isinstance(c, Group) and c.layout.type == "SubScreen"]
+        count = max(1, len(cells))
         each = max(SMALL * 2, (WIDGET_WIDTH - GAP * (count - 1)) // count)
         boxes: list[Box] = []
         if group.layout.header:
@@ -226,8 +261,15 @@ class _Planner:
                                  options={"align": "center"}))
             y += ROW_HEIGHT + GAP
         boxes.append(label_box(group.label, group.description, 0, y))
-        for i, signal in enumerate(signals):
-            boxes.extend(signal_cells(signal, LABEL_WIDTH + GAP + i * (each + GAP), y, each))
+        for i, cell in enumerate(cells):
+            x = LABEL_WIDTH + GAP + i * (each + GAP)
+            if isinstance(cell, Signal):
+                boxes.extend(signal_cells(cell, x, y, each))
+            elif isinstance(cell, DeviceRef):
+                boxes.append(open_button(cell.pv or "Open", cell.ui or cell.name, cell.macros,
+                                         x, y, each))
+            elif isinstance(cell, Group):
+                boxes.append(open_button(cell.label, self.sub_screen(cell), {}, x, y, each))
         return boxes
 
     def group_box(self, group: Group, x: int, y: int) -> Box:
@@ -237,10 +279,21 @@ class _Planner:
         return Box("group", x, y, width, height, name=group.label, text=group.label,
                    children=inner)
 
+    def sub_screen(self, group: Group) -> str:
+        """Plan the screen a `SubScreen` group opens (with its own sub-screens); its file."""
+        file, outer = self.sub_screen_file(group), self.file
+        self.file = file
+        try:
+            self.screens.append(self.screen(file, group.label, group.children,
+                                            group.layout.labelled))
+        finally:
+            self.file = outer
+        return file
+
     def sub_screen_button(self, group: Group, x: int, y: int) -> list[Box]:
-        file = self.sub_screen_file(group)
-        self.screens.append(self.screen(file, group.label, group.children,
-                                        group.layout.labelled))
+        file = self.sub_screen(group)
+        if not group.layout.labelled:
+            return [open_button(group.label, file, {}, x, y, ROW_WIDTH)]
         return [label_box(group.label, group.description, x, y),
                 open_button(group.label, file, {}, x + LABEL_WIDTH + GAP, y, WIDGET_WIDTH)]
 
@@ -251,7 +304,7 @@ class _Planner:
         x, y = MARGIN, top
         column_right = x
         boxes: list[Box] = []
-        for component in components:
+        for component in split_out_plots(components):
             placed = self.row(component, 0, labelled)
             if not placed:
                 continue
@@ -268,9 +321,9 @@ class _Planner:
 
 def layout_device(device: Device, file: str | None = None) -> list[Screen]:
     """The main screen of a device (named `file`, default the device name) first, then its
-    sub-screens, each named `<Device>_<Group>`."""
-    planner = _Planner(device.name)
-    main = planner.screen(file or device.name, device.label, device.children)
+    sub-screens, each named `<Device>_<Group>` (+ the suffixes of `file`, e.g. `.pvi`)."""
+    planner = _Planner(file or device.name)
+    main = planner.screen(planner.file, device.label, device.children)
     return [main, *planner.screens]
 
 

@@ -111,17 +111,24 @@ def test_every_corpus_device_renders_in_every_format(corpus: Path, relative: str
 
 def test_device_with_every_widget_type_renders_in_every_format() -> None:
     rendered = render_all(DATA / "widgets.pvi.device.yaml", [])
-    bob = rendered["bob"]["widgets.bob"]
-    assert bob_unknown_properties(bob) == []
+    bobs = rendered["bob"]
+    # As pvi does, each plot not alone on its screen gets a screen of its own.
+    assert set(bobs) == {"widgets.bob", "widgets_Trace.bob", "widgets_Image.bob"}
+    assert {file for file, _ in bob_open_actions(bobs["widgets.bob"])} == {
+        "widgets_Trace.bob", "widgets_Image.bob"}
+    assert bob_widget_types(bobs["widgets_Trace.bob"]) >= {"xyplot"}
+    assert bob_widget_types(bobs["widgets_Image.bob"]) >= {"image"}
+    assert all(bob_unknown_properties(text) == [] for text in bobs.values())
     assert {"textupdate", "textentry", "led", "progressbar", "xyplot", "image", "table",
             "byte_monitor", "combo", "checkbox", "slide_button", "action_button",
-            "group"} <= bob_widget_types(bob)
+            "group"} <= set().union(*map(bob_widget_types, bobs.values()))
     expected = {f"$(P){n}" for n in (
         "Setting", "Readout", "Text", "Led", "Progress", "Trace", "Image", "TableIn", "Bits",
         "TextOut", "Choice", "Check", "Toggle", "Buttons", "ArrayOut", "TableOut", "Go")}
-    assert bob_pvs(bob) == expected
-    assert adl_pvs(parse_adl(rendered["adl"]["widgets.adl"])) == expected
-    assert edl_pvs(parse_edl(rendered["edl"]["widgets.edl"])[1]) == expected
+    assert set().union(*map(bob_pvs, bobs.values())) == expected
+    assert set().union(*(adl_pvs(parse_adl(t)) for t in rendered["adl"].values())) == expected
+    assert set().union(*(edl_pvs(parse_edl(t)[1]) for t in rendered["edl"].values())) == \
+        expected
 
 
 def _expected_bob(corpus: Path) -> list[Path]:
@@ -212,16 +219,16 @@ def test_pvi_layout_template_matches_the_corpus(corpus: Path) -> None:
         assert ours == expected, expected_path
 
 
-def test_groups_too_tall_become_sub_screens(corpus: Path) -> None:
+def test_group_too_tall_for_a_column_starts_the_next_one(corpus: Path) -> None:
+    """As pvi does: a tall group stays on its screen (only `SubScreen` groups and plots get
+    screens of their own), so the set of screen files is ibek's."""
     device = load_device(corpus / "ibek/epics/pvi-defs/NDPluginStats.pvi.device.yaml")
     files = device_screens(device, "bob")
+    assert set(files) == {"NDPluginStats.bob"}
     main = files["NDPluginStats.bob"]
-    targets = {file for file, _macros in bob_open_actions(main)}
-    assert "NDPluginStats_NDStats.bob" in targets
-    assert set(files) == {"NDPluginStats.bob", *targets}
-    # The tall group's PVs are on the sub-screen, not on the main screen.
-    assert "$(P)$(R)HistEntropy_RBV" in bob_pvs(files["NDPluginStats_NDStats.bob"])
-    assert "$(P)$(R)HistEntropy_RBV" not in bob_pvs(main)
+    assert "$(P)$(R)HistEntropy_RBV" in bob_pvs(main)
+    groups = [g for g in bob_tree(main, GROUP_INSET).children if g.kind == "group"]
+    assert len({g.x for g in groups}) > 1  # more than one column
 
 
 # --- geometry --------------------------------------------------------------------------------
@@ -318,7 +325,7 @@ def test_ioc_screens_index_has_one_button_per_entity_with_its_macros() -> None:
         ("testchild.pvi.bob", (("P", "BL01:A:CHILD:"),)),
     }
     assert "Detector A" in files["index.bob"] and "Test Device" in files["index.bob"]
-    assert {"testdev.pvi.bob", "testdev_Expert.bob", "testchild.pvi.bob", "index.adl",
+    assert {"testdev.pvi.bob", "testdev_Expert.pvi.bob", "testchild.pvi.bob", "index.adl",
             "testdev.pvi.adl", "index.edl", "testdev.pvi.template"} <= set(files)
     assert "testchild.pvi.template" not in files  # pv: false
     assert 'args="P=BL01:A:"' in files["index.adl"]
