@@ -10,12 +10,17 @@ from typing import Annotated
 import typer
 
 from berth.cli.common import print_json, print_table
-from berth.cli.deploy import AllOpt, BackendOpt, JsonOpt, RepoOpt, TargetOpt
+from berth.cli.deploy import AllOpt, BackendOpt, JsonOpt, TargetOpt
+
+ReposOpt = Annotated[list[Path] | None, typer.Option(
+    "-r", "--repo", envvar="BERTH_REPO", show_default=False,
+    help="Services repository (repeatable: every instance of each; default: the current "
+    "directory).")]
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    def serve(repo: RepoOpt = None, backend: BackendOpt = "local", target: TargetOpt = None,
+    def serve(repo: ReposOpt = None, backend: BackendOpt = "local", target: TargetOpt = None,
               all_repos: AllOpt = False,
               host: Annotated[str, typer.Option("--host", help="Address to listen on; beyond "
                                                 "127.0.0.1 needs --token or --users.")]
@@ -52,8 +57,8 @@ def register(app: typer.Typer) -> None:
             return
         from berth.serve.main import run_server
 
-        run_server(repo, backend, target, all_repos, host, port, token, users, webhook or [],
-                   alert_settle, alert_grace)
+        run_server(list(repo or [Path.cwd()]), backend, target, all_repos, host, port, token,
+                   users, webhook or [], alert_settle, alert_grace)
 
     pv = typer.Typer(help="PVs of the running instances.", no_args_is_help=True)
     app.add_typer(pv, name="pv")
@@ -61,13 +66,13 @@ def register(app: typer.Typer) -> None:
     @pv.command("find")
     def find(pattern: Annotated[str, typer.Argument(
                  help="A PV name, glob (BL01B-*:X*) or regex (/.../ or re:...).")],
-             repo: RepoOpt = None, backend: BackendOpt = "local", target: TargetOpt = None,
+             repo: ReposOpt = None, backend: BackendOpt = "local", target: TargetOpt = None,
              as_json: JsonOpt = False, all_repos: AllOpt = False) -> None:
         """Which instance serves the PVs matching PATTERN, and their record types."""
         from berth.serve import pvs
         from berth.serve.fleet import Fleet
 
-        fleet = Fleet(backend, repo or Path.cwd(), target, all_repos)
+        fleet = Fleet(backend, list(repo or [Path.cwd()]), target, all_repos)
         found = pvs.find(pvs.index(fleet), pattern)
         if as_json:
             print_json([e.to_json() for e in found])
