@@ -46,7 +46,11 @@ def register(app: typer.Typer) -> None:
                   "stopped against its desired state, before an alert.")] = 30.0,
               hash_password: Annotated[bool, typer.Option(
                   "--hash-password", help="Read a password and print its hash for --users, "
-                  "then exit.")] = False) -> None:
+                  "then exit.")] = False,
+              install_unit: Annotated[bool, typer.Option(
+                  "--install-unit", help="Write a systemd user unit running berth serve with "
+                  "these options (~/.config/systemd/user/berth-serve.service; a --token goes "
+                  "to ~/.config/berth/serve.env, mode 0600), then exit.")] = False) -> None:
         """Serve the operator's dashboard: every instance live, logs, screens over HTTP
         (/opi/<ioc>/<file>), PV search, actions, /metrics and /healthz."""
         if hash_password:
@@ -55,9 +59,23 @@ def register(app: typer.Typer) -> None:
             print(make_hash(typer.prompt("password", hide_input=True,
                                          confirmation_prompt=True)))
             return
+        repos = list(repo or [Path.cwd()])
+        if install_unit:
+            from berth.serve import unit
+            from berth.serve.security import Guard, load_users
+
+            # the server would refuse these options at boot: refuse them now
+            Guard(host, token, load_users(users) if users is not None else None)
+            argv = unit.serve_argv(repos, backend, target, all_repos, host, port, users,
+                                   webhook or [], alert_settle, alert_grace)
+            for path in unit.install(argv, token):
+                print(f"wrote {path}")
+            print(f"start it: systemctl --user daemon-reload && systemctl --user enable --now "
+                  f"{unit.UNIT_NAME}")
+            return
         from berth.serve.main import run_server
 
-        run_server(list(repo or [Path.cwd()]), backend, target, all_repos, host, port, token,
+        run_server(repos, backend, target, all_repos, host, port, token,
                    users, webhook or [], alert_settle, alert_grace)
 
     pv = typer.Typer(help="PVs of the running instances.", no_args_is_help=True)
