@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from serve_helpers import GENERATE_DATA
 from starlette.testclient import TestClient
 
@@ -78,3 +79,27 @@ def test_the_screen_url_serves_the_deployed_versions_bob(repo: Path, tmp_path: P
         assert "BL01B-EA-IOC-01:GAIN" in page and "index.bob" in page
         # an instance the cluster has but the repository does not: no screens, no error
         assert client.get("/opi/bl01b-gateway/index.bob").status_code == 404
+
+
+def test_two_repositories_on_k8s_are_keyed_by_repository(tmp_path: Path, fakes: FakeTools,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same release name in two repositories' namespace listing: each is its own row,
+    `name@repo`, and a deploy from the page takes the chosen repository's config."""
+    monkeypatch.setenv("BERTH_STATE_DIR", str(tmp_path / "state"))
+    fakes.answer("kubectl", ["get"], file="kubectl-get-iocs.json")
+    fakes.answer("helm", ["list"], file="helm-list.json")
+    a = make_services_repo(tmp_path / "a-services")
+    b = make_services_repo(tmp_path / "b-services")
+    (b / "services" / IOC / "config" / "ioc.yaml").write_text(f"ioc_name: {IOC}\n# from b\n")
+    git(b, "commit", "-q", "-am", "b's own")
+    git(b, "tag", "2026.2.1")
+    fleet = Fleet("k8s", [a, b], NS)
+    keys = {row.name: row for row in fleet.rows()}
+    assert f"{IOC}@a-services" in keys and f"{IOC}@b-services" in keys
+    assert keys[f"{IOC}@b-services"].extra["service"] == IOC
+    assert fleet.where(f"{IOC}@b-services") == (IOC, b)
+    fakes.clear()
+    assert fleet.act("deploy", f"{IOC}@b-services", "2026.2.1") == f"deployed {IOC} 2026.2.1"
+    [call] = [c for c in fakes.calls() if c["argv"][:1] == ["upgrade"]]
+    values = yaml.safe_load(call["files"][call["argv"][call["argv"].index("--values") + 1]])
+    assert values["configFiles"]["ioc.yaml"].endswith("# from b\n")
