@@ -2,11 +2,14 @@
 how soon a state change reaches an open page (server-sent events).
 
     .venv/bin/python bench/bench_serve.py [--sizes 50,300] [--rounds 20] [--local]
+        [--local-count 50]
 
 Each size runs a real server (uvicorn, the real application) in its own process over a stand-in
 backend answering `ps` with that many rows (a k8s-like fleet no machine here can hold); with
 --local also the real `berth serve` over the example beamline on the local backend (6 real
-IOCs, network-isolated by the caller: run it under `unshare -n`). A state change is made by the
+IOCs, network-isolated by the caller: run it under `unshare -n`), and with --local-count N the
+real `berth serve` over a generated repository of N small soft IOCs (the instance `berth new
+ioc` makes), all up under the local backend. A state change is made by the
 stand-in flipping one row when a trigger file appears. Targets: TTFB ≤ 0.3 s for 300 instances,
 RSS ≤ 80 MB, a change pushed within 1 s.
 """
@@ -155,26 +158,58 @@ def standin_case(count: int, rounds: int) -> dict[str, Any]:
         proc.wait(10)
 
 
-def local_case(rounds: int) -> dict[str, Any]:
+def fleet_repo(root: Path, count: int) -> tuple[Path, list[str]]:
+    """A services repository of `count` soft IOCs (berth new ioc's instance), with the example's
+    shared values (loopback-only EPICS server settings)."""
+    import shutil
+
     from test_local import copy_example
+
+    from berth.fsutil import atomic_write_all
+    from berth.scaffold import _ioc_files
+
+    repo = copy_example(root / "bl50", "BENCH")
+    for folder in (repo / "services").iterdir():
+        if folder.is_dir():
+            shutil.rmtree(folder)
+    names = [f"bl50b-ea-ioc-{i:02d}" for i in range(count)]
+    files: dict[Path, str] = {}
+    for name in names:
+        files.update(_ioc_files(repo, name, "helm"))
+    atomic_write_all(files)
+    return repo, names
+
+
+def local_case(rounds: int, count: int | None = None) -> dict[str, Any]:
+    from test_local import LOOPBACK, copy_example
 
     from berth.deploy.local import backend as local
 
     root = Path(tempfile.mkdtemp(prefix="bench-serve-local-"))
-    repo = copy_example(root / "bl01b", "BENCH")
-    env = {**os.environ, "BERTH_STATE_DIR": str(root / "state"), "BERTH_REPO": str(repo)}
+    if count is None:
+        repo, name = copy_example(root / "bl01b", "BENCH"), "bl01b-ea-cnt-01"
+    else:
+        repo, names = fleet_repo(root, count)
+        name = names[0]
+    env = {**os.environ, **LOOPBACK, "BERTH_STATE_DIR": str(root / "state"),
+           "BERTH_REPO": str(repo)}
     berth = [sys.executable, "-m", "berth"]
-    subprocess.run([*berth, "up", "--wait", "--timeout", "120"], env=env, check=True,
+    started = time.perf_counter()
+    subprocess.run([*berth, "up", "--wait", "--timeout", "600"], env=env, check=True,
                    capture_output=True)
+    up_s = time.perf_counter() - started
     port = free_port()
     proc = subprocess.Popen([*berth, "serve", "--port", str(port)], env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url)
-        result = measure(url, proc.pid, rounds)
-        name = "bl01b-ea-cnt-01"
         rows = json.loads(subprocess.run([*berth, "ps", "--json"], env=env, check=True,
                                          capture_output=True, text=True).stdout)
+        ready = sum(1 for r in rows if r["ready"])
+        print(f"local backend: {len(rows)} instances, {ready} ready (berth up took "
+              f"{up_s:.1f} s)", file=sys.stderr)
+        result = measure(url, proc.pid, rounds)
+        result["ready"] = ready
         pid = next(r["pid"] for r in rows if r["name"] == name)
         result["push_s"] = push_latency(url, lambda: os.kill(pid, signal.SIGKILL), name)
         result["rss_mb"] = max(result["rss_mb"], rss_mb(proc.pid))
@@ -190,15 +225,20 @@ def main() -> None:
         child(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="50,300")
+    parser.add_argument("--sizes", default="50,300", help="Stand-in sizes ('' for none).")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--local", action="store_true")
+    parser.add_argument("--local-count", type=int, default=0,
+                        help="Also a generated local fleet of this many real soft IOCs.")
     args = parser.parse_args()
     cases: list[tuple[str, dict[str, Any]]] = []
-    for size in (int(s) for s in args.sizes.split(",")):
+    for size in (int(s) for s in args.sizes.split(",") if s):
         cases.append((f"stand-in, {size} instances", standin_case(size, args.rounds)))
     if args.local:
         cases.append(("local backend, example (6 IOCs)", local_case(args.rounds)))
+    if args.local_count:
+        cases.append((f"local backend, {args.local_count} soft IOCs",
+                      local_case(args.rounds, args.local_count)))
     print(f"{'case':34} {'TTFB median':>12} {'TTFB max':>9} {'page KB':>8} {'RSS MB':>7} "
           f"{'push s':>7}")
     for label, r in cases:

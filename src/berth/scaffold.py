@@ -1,4 +1,4 @@
-"""`berth new services|ioc|deployment|generic-ioc`: new projects from templates.
+"""`berth new services|ioc|service|deployment|generic-ioc`: new projects from templates.
 
 One mechanism for all of them: a kind is a folder `assets/new/<kind>/` of `*.jinja` files,
 rendered in a sandbox with `[[ ]]` / `[% %]` / `[# #]` delimiters so that the `{{ }}` of Helm,
@@ -158,6 +158,36 @@ def new_ioc(root: Path, name: str, dry_run: bool = False) -> list[Path]:
             top = repo.root / "compose.yml"
         files[top] = add_include(top.read_text(), f"services/{name}/compose.yml", top)
     files[repo.root / SCHEMA_FILE] = schema_text()
+    return _write(files, dry_run)
+
+
+SERVICE_KINDS = ("dashboard",)
+
+
+def new_service(root: Path, kind: str, name: str | None = None, dry_run: bool = False
+                ) -> list[Path]:
+    """Add a service that is not an IOC to a services repository: `dashboard`, berth serve
+    beside the IOCs (a chart of its own in a Helm-layout repository, a compose service in a
+    compose one)."""
+    from berth import __version__
+    from berth.deploy.services import ServicesRepo
+
+    if kind not in SERVICE_KINDS:
+        raise BerthError(Problem(f"unknown service kind '{kind}': expected "
+                                 f"{', '.join(SERVICE_KINDS)}", field="KIND"))
+    name = name or f"berth-{kind}"
+    _check_instance_name(name)
+    repo = ServicesRepo.load(root)
+    target = repo.root / "services" / name
+    if target.exists() or name in repo.services:
+        raise BerthError(Problem(f"service '{name}' already exists", Location(target)))
+    context = {"name": name, "berth_version": __version__}
+    files = _under(target, render(f"{kind}-{repo.layout}", context))
+    if repo.layout == "compose":
+        top = repo.root / "compose.yaml"
+        if not top.exists():
+            top = repo.root / "compose.yml"
+        files[top] = add_include(top.read_text(), f"services/{name}/compose.yml", top)
     return _write(files, dry_run)
 
 

@@ -28,7 +28,8 @@ def test_help_lists_every_verb_and_the_global_options():
 def test_new_group_has_one_command_per_template():
     result = run_berth("new", "--help")
     assert result.returncode == 0, result.stderr
-    assert listed_commands(result.stdout) == {"services", "ioc", "deployment", "generic-ioc"}
+    assert listed_commands(result.stdout) == {"services", "ioc", "service", "deployment",
+                                              "generic-ioc"}
 
 
 def test_unknown_command_is_a_usage_error():

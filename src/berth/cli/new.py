@@ -50,6 +50,25 @@ def register(app: typer.Typer) -> None:
         files = new_ioc(root, name, dry_run)
         _created(f"instance {name} in", root / "services" / name, files, dry_run)
 
+    @new.command("service")
+    def service(kind: Annotated[str, typer.Argument(help="What to add: dashboard.")],
+                name: Annotated[str | None, typer.Option(
+                    "--name", show_default=False,
+                    help="Service name (default berth-KIND).")] = None,
+                repo: Annotated[Path | None, typer.Option(
+                    "-r", "--repo", envvar="BERTH_REPO", show_default=False,
+                    help="Services repository (default: the current directory).")] = None,
+                dry_run: DryRunOpt = False) -> None:
+        """Add a service that is not an IOC: `dashboard` runs `berth serve` beside the IOCs
+        (Helm layout: a chart with a Deployment, ClusterIP Service, token Secret and RBAC;
+        compose layout: a compose service)."""
+        from berth.scaffold import new_service
+
+        root = (repo or Path.cwd()).resolve()
+        files = new_service(root, kind, name, dry_run)
+        _created(f"{kind} service", root / "services" / (name or f"berth-{kind}"), files,
+                 dry_run)
+
     @new.command("deployment")
     def deployment(folder: Annotated[Path, typer.Argument(help="Folder to create.")],
                    dry_run: DryRunOpt = False) -> None:

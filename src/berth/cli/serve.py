@@ -10,12 +10,17 @@ from typing import Annotated
 import typer
 
 from berth.cli.common import print_json, print_table
-from berth.cli.deploy import AllOpt, BackendOpt, JsonOpt, RepoOpt, TargetOpt
+from berth.cli.deploy import AllOpt, BackendOpt, JsonOpt, TargetOpt
+
+ReposOpt = Annotated[list[Path] | None, typer.Option(
+    "-r", "--repo", envvar="BERTH_REPO", show_default=False,
+    help="Services repository (repeatable: every instance of each; default: the current "
+    "directory).")]
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    def serve(repo: RepoOpt = None, backend: BackendOpt = "local", target: TargetOpt = None,
+    def serve(repo: ReposOpt = None, backend: BackendOpt = "local", target: TargetOpt = None,
               all_repos: AllOpt = False,
               host: Annotated[str, typer.Option("--host", help="Address to listen on; beyond "
                                                 "127.0.0.1 needs --token or --users.")]
@@ -41,7 +46,11 @@ def register(app: typer.Typer) -> None:
                   "stopped against its desired state, before an alert.")] = 30.0,
               hash_password: Annotated[bool, typer.Option(
                   "--hash-password", help="Read a password and print its hash for --users, "
-                  "then exit.")] = False) -> None:
+                  "then exit.")] = False,
+              install_unit: Annotated[bool, typer.Option(
+                  "--install-unit", help="Write a systemd user unit running berth serve with "
+                  "these options (~/.config/systemd/user/berth-serve.service; a --token goes "
+                  "to ~/.config/berth/serve.env, mode 0600), then exit.")] = False) -> None:
         """Serve the operator's dashboard: every instance live, logs, screens over HTTP
         (/opi/<ioc>/<file>), PV search, actions, /metrics and /healthz."""
         if hash_password:
@@ -50,10 +59,24 @@ def register(app: typer.Typer) -> None:
             print(make_hash(typer.prompt("password", hide_input=True,
                                          confirmation_prompt=True)))
             return
+        repos = list(repo or [Path.cwd()])
+        if install_unit:
+            from berth.serve import unit
+            from berth.serve.security import Guard, load_users
+
+            # the server would refuse these options at boot: refuse them now
+            Guard(host, token, load_users(users) if users is not None else None)
+            argv = unit.serve_argv(repos, backend, target, all_repos, host, port, users,
+                                   webhook or [], alert_settle, alert_grace)
+            for path in unit.install(argv, token):
+                print(f"wrote {path}")
+            print(f"start it: systemctl --user daemon-reload && systemctl --user enable --now "
+                  f"{unit.UNIT_NAME}")
+            return
         from berth.serve.main import run_server
 
-        run_server(repo, backend, target, all_repos, host, port, token, users, webhook or [],
-                   alert_settle, alert_grace)
+        run_server(repos, backend, target, all_repos, host, port, token,
+                   users, webhook or [], alert_settle, alert_grace)
 
     pv = typer.Typer(help="PVs of the running instances.", no_args_is_help=True)
     app.add_typer(pv, name="pv")
@@ -61,13 +84,13 @@ def register(app: typer.Typer) -> None:
     @pv.command("find")
     def find(pattern: Annotated[str, typer.Argument(
                  help="A PV name, glob (BL01B-*:X*) or regex (/.../ or re:...).")],
-             repo: RepoOpt = None, backend: BackendOpt = "local", target: TargetOpt = None,
+             repo: ReposOpt = None, backend: BackendOpt = "local", target: TargetOpt = None,
              as_json: JsonOpt = False, all_repos: AllOpt = False) -> None:
         """Which instance serves the PVs matching PATTERN, and their record types."""
         from berth.serve import pvs
         from berth.serve.fleet import Fleet
 
-        fleet = Fleet(backend, repo or Path.cwd(), target, all_repos)
+        fleet = Fleet(backend, list(repo or [Path.cwd()]), target, all_repos)
         found = pvs.find(pvs.index(fleet), pattern)
         if as_json:
             print_json([e.to_json() for e in found])

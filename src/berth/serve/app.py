@@ -99,9 +99,14 @@ async def overview_page(request: Request) -> Response:
     server: Server = request.app.state.server
     await server.overview.ready()
     rows = sorted(server.overview.rows.values(), key=lambda r: r["name"])
+    repos = [m.label for m in server.fleet.members] if server.fleet.several else []
+    repo = request.query_params.get("repo", "")
+    if repo:  # (the page filters in the browser; this is the same filter without script)
+        rows = [r for r in rows if r["repo_label"] == repo]
     return _page("overview.html", **_common(
-        request, user, rows=rows, states=STATES, error=server.overview.error,
-        q=request.query_params.get("q", ""), state=request.query_params.get("state", "")))
+        request, user, rows=rows, states=STATES, error=server.overview.error, repos=repos,
+        repo=repo, q=request.query_params.get("q", ""),
+        state=request.query_params.get("state", "")))
 
 
 async def events(request: Request) -> Response:
@@ -112,10 +117,11 @@ async def events(request: Request) -> Response:
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
-def _logs_argv(fleet: Fleet, name: str, *extra: str) -> list[str]:
+def _logs_argv(fleet: Fleet, key: str, *extra: str) -> list[str]:
+    name, repo = fleet.where(key)
     argv = [sys.executable, "-m", "berth", "logs", name, "-b", fleet.backend_name, *extra]
-    if fleet.repo is not None:
-        argv += ["-r", str(fleet.repo)]
+    if repo is not None:
+        argv += ["-r", str(repo)]
     if fleet.target:
         argv += ["-t", fleet.target]
     return argv

@@ -2,7 +2,10 @@
 
 Everything goes through the Backend interface, as the CLI's verbs do; only the files of an
 instance (its generated st.cmd, screens) come from where the backend keeps them: the local
-backend's runtime folder, else the services repository's config folder.
+backend's runtime folder, else the repository's outputs generated at the deployed version
+(serve/outputs.py). A Fleet is one or several repositories (`-r A -r B`), each a RepoFleet; an
+instance is known by its key: its name, or `name@repo` where two repositories could both have it
+(several repositories on a cluster backend; local names are unique per state folder).
 """
 
 from __future__ import annotations
@@ -15,14 +18,15 @@ from typing import Any
 from berth.deploy import Backend, InstanceStatus, Release, VerbOptions, get_backend
 from berth.deploy.services import Service, ServicesRepo
 from berth.errors import BerthError, Problem
+from berth.serve.outputs import Outputs, cache_root, generate
 
 SCREEN_SUFFIXES = (".bob", ".adl", ".edl", ".opi")
 VERBS = ("start", "stop", "restart", "deploy", "rollback")
 
 
 @dataclass
-class Fleet:
-    """One backend (and its repository) as the dashboard sees it."""
+class RepoFleet:
+    """One backend and one repository as the dashboard sees it."""
 
     backend_name: str
     repo: Path | None
@@ -31,6 +35,7 @@ class Fleet:
     backend: Backend | None = None  # given by tests and benches; else made from the names
     _repo_cache: ServicesRepo | None = field(default=None, repr=False)
     latest: dict[str, InstanceStatus] = field(default_factory=dict, repr=False)
+    label: str = ""  # how the pages name the repository
 
     def __post_init__(self) -> None:
         if self.backend is None:
@@ -74,13 +79,24 @@ class Fleet:
         return default_state_dir()
 
     def runtime_dir(self, name: str) -> Path | None:
-        """Where the instance's generated files are (local backend only)."""
+        """Where the instance's generated files are: the local backend's runtime folder, else
+        the outputs generated at the deployed version."""
         if self.backend_name != "local":
-            return None
+            outputs = self.outputs(name)
+            return outputs.runtime if outputs is not None else None
         from berth.deploy.state import StateDir
 
         folder = StateDir(self.state_dir()).instance_dir(name) / "runtime"
         return folder if folder.is_dir() else None
+
+    def outputs(self, name: str) -> Outputs | None:
+        """The generated outputs of a deployed instance of a cluster/compose backend."""
+        row = self.latest.get(name)
+        repo = self.services()
+        if row is None or repo is None or self.repo is None or name not in repo.iocs or \
+                row.state in ("not deployed", "stray"):
+            return None
+        return generate(repo, name, row.version, cache_root(self.state_dir(), self.repo))
 
     def config_dir(self, name: str) -> Path | None:
         """The deployed release's config folder when known, else the repository's."""
@@ -100,7 +116,11 @@ class Fleet:
         return service.values_file if service is not None else None
 
     def _release_of(self, name: str) -> Path | None:
-        """The release folder the instance runs from, as the last `ps` said (local)."""
+        """The release folder the instance runs from, as the last `ps` said (local), or whose
+        outputs were generated (other backends)."""
+        if self.backend_name != "local":
+            outputs = self.outputs(name)
+            return outputs.release if outputs is not None else None
         row = self.latest.get(name)
         release = row.extra.get("release") if row is not None else None
         return Path(release) if release else None
@@ -179,6 +199,120 @@ class Fleet:
             return []
 
 
+@dataclass
+class Fleet:
+    """Every instance of the given repositories, by key, as the pages and verbs see them."""
+
+    backend_name: str
+    repos: list[Path] | Path | None
+    target: str | None = None
+    all_repos: bool = False
+    backend: Backend | None = None  # given by tests and benches (one repository)
+    members: list[RepoFleet] = field(init=False)
+    latest: dict[str, InstanceStatus] = field(default_factory=dict, repr=False)
+    _where: dict[str, tuple[RepoFleet, str]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        given = self.repos if isinstance(self.repos, list) else [self.repos]
+        labels = _labels([p for p in given if p is not None])
+        self.members = [RepoFleet(self.backend_name, repo, self.target, self.all_repos,
+                                  self.backend, label=labels.get(repo, "") if repo else "")
+                        for repo in given]
+        if self.backend is None:
+            self.backend = self.members[0].backend
+
+    @property
+    def repo(self) -> Path | None:
+        return self.members[0].repo
+
+    @property
+    def several(self) -> bool:
+        return len(self.members) > 1
+
+    def state_dir(self) -> Path:
+        return self.members[0].state_dir()
+
+    def key_of(self, member: RepoFleet, name: str, taken: dict[str, Any]) -> str:
+        """`name`, or `name@repo` for a cluster backend of several repositories (the same
+        release name may exist in two), or when another repository already has it."""
+        keyed = f"{name}@{member.label}"
+        if self.several and (self.backend_name != "local" or name in taken):
+            return keyed
+        return name
+
+    # -- reading ---------------------------------------------------------------------------
+    def rows(self) -> list[InstanceStatus]:
+        """Every repository's rows, each named by its key (extra: service, repo_label)."""
+        found: dict[str, InstanceStatus] = {}
+        where: dict[str, tuple[RepoFleet, str]] = {}
+        for member in self.members:
+            for row in member.rows():
+                key = self.key_of(member, row.name, found)
+                keyed = InstanceStatus(**{**vars(row), "name": key,
+                                          "extra": {**row.extra, "service": row.name,
+                                                    "repo_label": member.label}})
+                found[key], where[key] = keyed, (member, row.name)
+        self.latest, self._where = found, where
+        return list(found.values())
+
+    def find(self, key: str) -> tuple[RepoFleet, str]:
+        """The repository and instance name of a key (an unknown key: the first repository's,
+        so its backend names the mistake)."""
+        if key not in self._where:
+            self.rows()
+        return self._where.get(key, (self.members[0], key))
+
+    def where(self, key: str) -> tuple[str, Path | None]:
+        """(instance name, repository) of a key, for `berth logs` of it."""
+        member, name = self.find(key)
+        return name, member.repo
+
+    def history(self, key: str) -> list[Release]:
+        member, name = self.find(key)
+        return member.history(name)
+
+    def runtime_dir(self, key: str) -> Path | None:
+        member, name = self.find(key)
+        return member.runtime_dir(name)
+
+    def config_dir(self, key: str) -> Path | None:
+        member, name = self.find(key)
+        return member.config_dir(name)
+
+    def screens(self, key: str) -> list[str]:
+        member, name = self.find(key)
+        return member.screens(name)
+
+    def screen_file(self, key: str, file: str) -> Path | None:
+        member, name = self.find(key)
+        return member.screen_file(name, file)
+
+    def generated(self, key: str) -> dict[str, str]:
+        member, name = self.find(key)
+        return member.generated(name)
+
+    def versions(self, key: str) -> list[str]:
+        member, name = self.find(key)
+        return member.versions(name)
+
+    def act(self, verb: str, key: str, version: str | None = None) -> str:
+        member, name = self.find(key)
+        return member.act(verb, name, version)
+
+
+def _labels(repos: list[Path]) -> dict[Path, str]:
+    """Each repository's folder name; a number added where two folders share one."""
+    labels: dict[Path, str] = {}
+    for repo in repos:
+        base = repo.resolve().name or "repo"
+        label, n = base, 1
+        while label in labels.values():
+            n += 1
+            label = f"{base}-{n}"
+        labels[repo] = label
+    return labels
+
+
 def _preflight(release: Path, name: str) -> list[Problem]:
     """`berth check` of one instance, as deploys from the CLI run it."""
     from berth.check import check_repo
@@ -190,6 +324,7 @@ def row_json(row: InstanceStatus) -> dict[str, Any]:
     """A row as the pages and /metrics use it (the same fields as `ps --json`)."""
     data = row.to_json()
     data["target"] = row.extra.get("target") or row.extra.get("repo") or ""
+    data["repo_label"] = row.extra.get("repo_label") or ""
     return data
 
 

@@ -32,6 +32,7 @@ def render(rows: list[dict[str, Any]], backend: str) -> str:
         for row, value in values[name]:
             version = _label(row.get("version") or "")
             labels = (f'instance="{_label(row["name"])}",version="{version}"'
-                      f',state="{_label(row["state"])}",backend="{_label(backend)}"')
+                      f',state="{_label(row["state"])}",backend="{_label(backend)}"'
+                      f',repo="{_label(row.get("repo_label") or "")}"')
             lines.append(f"{name}{{{labels}}} {value:g}")
     return "\n".join(lines) + "\n"

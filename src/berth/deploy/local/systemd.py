@@ -20,27 +20,37 @@ from berth.fsutil import atomic_write
 
 def unit_text(state_dir: Path | None = None) -> str:
     state = (state_dir or default_state_dir()).resolve()
-    python = sys.executable
-    return f"""# berth local backend: runs the beamline's IOCs at boot.
-# Install: berth systemd-unit > /etc/systemd/system/berth-local.service
-#          systemctl daemon-reload && systemctl enable --now berth-local.service
-[Unit]
-Description=berth local IOC supervisor (state {state})
-Wants=network-online.target
-After=network-online.target
+    return service_unit(
+        "berth local backend: runs the beamline's IOCs at boot.\n"
+        "Install: berth systemd-unit > /etc/systemd/system/berth-local.service\n"
+        "         systemctl daemon-reload && systemctl enable --now berth-local.service",
+        f"berth local IOC supervisor (state {state})", [sys.executable, "-m", "berth",
+                                                       "supervise"],
+        {"BERTH_STATE_DIR": str(state)}, after="network-online.target",
+        service_extra=["KillMode=mixed", "TimeoutStopSec=30"])
 
-[Service]
-Type=simple
-Environment=BERTH_STATE_DIR={state}
-ExecStart={python} -m berth supervise
-Restart=always
-RestartSec=2
-KillMode=mixed
-TimeoutStopSec=30
 
-[Install]
-WantedBy=multi-user.target
-"""
+def service_unit(header: str, description: str, argv: list[str], env: dict[str, str], *,
+                 after: str | None = None, wanted_by: str = "multi-user.target",
+                 service_extra: list[str] | None = None) -> str:
+    """A systemd unit running `argv` (restarted whenever it ends), with `header` as comments."""
+    lines = [f"# {line}" for line in header.splitlines()]
+    lines += ["[Unit]", f"Description={description}"]
+    if after:
+        lines += [f"Wants={after}", f"After={after}"]
+    lines += ["", "[Service]", "Type=simple"]
+    lines += [f"Environment={_quoted(f'{k}={v}')}" for k, v in env.items()]
+    lines += [f"ExecStart={' '.join(_quoted(a) for a in argv)}", "Restart=always",
+              "RestartSec=2", *(service_extra or []), "", "[Install]", f"WantedBy={wanted_by}"]
+    return "\n".join(lines) + "\n"
+
+
+def _quoted(word: str) -> str:
+    """One word of a unit's command line or Environment= (systemd's quoting, not a shell's)."""
+    if word and not any(c in word for c in " \t\"'\\;$%"):
+        return word
+    escaped = word.replace("\\", "\\\\").replace('"', '\\"').replace("$", "$$")
+    return '"' + escaped.replace("%", "%%") + '"'
 
 
 def run_foreground(state_dir: Path | None = None) -> None:

@@ -20,7 +20,9 @@
     const tr = document.createElement("tr");
     tr.id = "row-" + name;
     tr.dataset.name = name;
-    for (const cls of ["name", "state", "ready", "version", "uptime", "restarts", "target", "reason"]) {
+    const columns = ["name", "state", "ready", "version", "uptime", "restarts", "target", "reason"];
+    if (table.dataset.repos) columns.splice(1, 0, "repo");
+    for (const cls of columns) {
       const td = document.createElement("td");
       td.className = cls;
       tr.appendChild(td);
@@ -38,6 +40,8 @@
   function update(row, flash) {
     const tr = document.getElementById("row-" + row.name) || makeRow(row.name);
     tr.dataset.state = row.state;
+    tr.dataset.repo = row.repo_label || "";
+    if (table.dataset.repos) text(cell(tr, "repo"), row.repo_label || "");
     tr.dataset.ready = row.ready ? "yes" : "no";
     tr.className = "state-" + row.state.replace(/ /g, "-") + (flash ? " flash" : "");
     if (flash) setTimeout(() => tr.classList.remove("flash"), 1200);
@@ -60,13 +64,15 @@
   function applyFilters() {
     const q = (document.getElementById("filter-q").value || "").toLowerCase();
     const st = document.getElementById("filter-state").value;
+    const repoFilter = document.getElementById("filter-repo");
+    const repo = repoFilter ? repoFilter.value : "";
     let shown = 0, ready = 0, total = 0;
     for (const tr of table.tBodies[0].rows) {
       total++;
       if (tr.dataset.ready === "yes") ready++;
       const okText = !q || tr.textContent.toLowerCase().includes(q);
       const okState = !st || (st === "not-ready" ? tr.dataset.ready !== "yes" : tr.dataset.state === st);
-      tr.hidden = !(okText && okState);
+      tr.hidden = !(okText && okState && (!repo || tr.dataset.repo === repo));
       if (!tr.hidden) shown++;
     }
     document.getElementById("counts").textContent =
@@ -118,6 +124,8 @@
     source.addEventListener("alert", (e) => showAlert(JSON.parse(e.data)));
     document.getElementById("filter-q").addEventListener("input", applyFilters);
     document.getElementById("filter-state").addEventListener("change", applyFilters);
+    const repoFilter = document.getElementById("filter-repo");
+    if (repoFilter) repoFilter.addEventListener("change", applyFilters);
     applyFilters();
     tick();
     setInterval(tick, 1000);
