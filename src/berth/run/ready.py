@@ -28,6 +28,7 @@ from pathlib import Path
 
 TYPE_CHECKING = False  # typing stays off the IOC start-up path
 if TYPE_CHECKING:
+    import mmap
     from collections.abc import Callable
 
 STATUS_FILE = "status.json"
@@ -52,11 +53,10 @@ class Heartbeat:
     its heartbeat's value and a count of writes; the runner reads them. No file, no socket."""
 
     LAYOUT = "<dQ"
+    SIZE = 16  # struct.calcsize(LAYOUT)
 
-    def __init__(self) -> None:
-        import mmap
-
-        self.page = mmap.mmap(-1, struct.calcsize(self.LAYOUT))  # MAP_SHARED, anonymous
+    def __init__(self, page: mmap.mmap) -> None:
+        self.page = page
 
     def write(self, value: float, count: int) -> None:
         struct.pack_into(self.LAYOUT, self.page, 0, value, count)

@@ -99,13 +99,14 @@ def _run_embedded(startup: Path, err_fd: int, go_fd: int | None, pv_fd: int,
     from berth.epics.autosave import Database
 
     database = Database(ioc.libs)
-    if heartbeat is not None:  # health PVs loaded: the runner watches them advance
-        from berth.epics.iocstats import feed_heartbeat
-
-        feed_heartbeat(database, heartbeat.write)
     # start-up (with its iocInit) is done: tell the parent which PV to probe
     _write_all(pv_fd, f"{database.first_record() or ''}\n".encode())
     os.close(pv_fd)
+    if heartbeat is not None:  # with health PVs loaded, the runner watches them advance
+        from berth.epics.iocstats import feed_heartbeat
+        from berth.run.ready import Heartbeat
+
+        feed_heartbeat(database, Heartbeat(heartbeat).write)
 
     import threading
 
@@ -412,10 +413,11 @@ class Supervisor:
             return
         import threading
 
-        from berth.run.ready import Prober
+        from berth.run.ready import Heartbeat, Prober
 
-        self.prober = Prober(self.status_path, os.getpid(), dict(os.environ), pv,
-                             self.heartbeat, self.child)
+        beat = Heartbeat(self.heartbeat) if self.heartbeat is not None else None
+        self.prober = Prober(self.status_path, os.getpid(), dict(os.environ), pv, beat,
+                             self.child)
         threading.Thread(target=self.prober.run, name="probe", daemon=True).start()
 
     def _note_input(self, user: str, line: str) -> None:
@@ -479,10 +481,10 @@ def main(argv: list[str] | None = None) -> int:
     pv_r, pv_w = os.pipe()  # the embedded IOC names a PV to probe once its start-up is done
     builder = opts.get("after")
     go_r, go_w = os.pipe() if builder else (None, None)
-    if not opts.get("exec"):
-        from berth.run.ready import Heartbeat
+    if not opts.get("exec"):  # the page the embedded IOC copies its heartbeat into (ready.py)
+        import mmap
 
-        opts["heartbeat"] = Heartbeat()
+        opts["heartbeat"] = mmap.mmap(-1, 16)  # shared (MAP_SHARED) with the forked IOC
     sys.stdout.flush()
     sys.stderr.flush()
     # The IOC process is forked first, so that it loads EPICS while this one sets up the console
