@@ -92,8 +92,9 @@ _NOT_INSTANCES = ("runtime.yaml", "wait_list.yaml")
 
 
 class Startup:
-    """How an instance starts: `kind` "start.sh" | "yaml" | "st.cmd", and its files:
-    [start.sh], [instance YAML, runtime.yaml?] or [st.cmd, ioc.subst?]."""
+    """How an instance starts: `kind` "start.sh" | "python" | "yaml" | "st.cmd", and its files:
+    [start.sh], [ioc.py, requirements.txt?], [instance YAML, runtime.yaml?] or
+    [st.cmd, ioc.subst?]."""
 
     def __init__(self, kind: str, files: list[Path]) -> None:
         self.kind = kind
@@ -144,12 +145,18 @@ def instance_yaml(config_dir: Path) -> Path | None:
 
 
 def find_startup(config_dir: Path) -> Startup:
-    """By precedence: start.sh > instance YAML [+ runtime.yaml] > st.cmd [+ ioc.subst]."""
+    """By precedence: start.sh > ioc.py [+ requirements.txt] (a Python soft IOC) > instance
+    YAML [+ runtime.yaml] > st.cmd [+ ioc.subst]."""
     if not config_dir.is_dir():
         raise _error("config folder not found", config_dir)
     start_sh = config_dir / "start.sh"
     if start_sh.is_file():
         return Startup("start.sh", _inside(config_dir, [start_sh]))
+    script = config_dir / "ioc.py"
+    if script.is_file():
+        requirements = config_dir / "requirements.txt"
+        return Startup("python", _inside(config_dir, [script, requirements]
+                                         if requirements.is_file() else [script]))
     main = instance_yaml(config_dir)
     if main is not None:
         runtime = config_dir / "runtime.yaml"
@@ -160,8 +167,8 @@ def find_startup(config_dir: Path) -> Startup:
         subst = config_dir / "ioc.subst"
         return Startup("st.cmd", _inside(config_dir, [st_cmd, subst] if subst.is_file()
                                          else [st_cmd]))
-    raise _error("nothing to run: expected start.sh, an instance YAML (ioc.yaml or a *.yaml "
-                 "with 'entities:') or st.cmd", config_dir)
+    raise _error("nothing to run: expected start.sh, ioc.py, an instance YAML (ioc.yaml or a "
+                 "*.yaml with 'entities:') or st.cmd", config_dir)
 
 
 def find_instance_files(config: Path) -> list[Path]:

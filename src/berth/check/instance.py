@@ -222,6 +222,10 @@ def prepare(service: Service, work: Path, user_defs: Sequence[Path], schemas: Sc
     ioc_dir = planned.ioc_dir if how.runnable else None
     env.update({"IOC": str(ioc_dir or DEFAULT_IOC_DIR), "RUNTIME_DIR": str(runtime)})
 
+    if planned.mode == "python":
+        check.note("a Python soft IOC (ioc.py): berth cannot see the records it makes; "
+                   "config not checked", Location(config / "ioc.py"))
+        return check
     if planned.mode == "start.sh":
         check.note("start.sh overrides the start-up: berth cannot see what it loads; "
                    "config not checked", Location(config / "start.sh"))

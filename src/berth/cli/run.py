@@ -56,7 +56,14 @@ def register(app: "typer.Typer") -> None:
         strict: Annotated[bool, typer.Option(
             "--strict", help="An undefined macro in the substitutions is an error.")] = False,
     ) -> None:
-        """Start an IOC instance: start.sh > instance YAML > st.cmd (the IOC keeps this PID)."""
+        """Start an IOC instance: start.sh > ioc.py > instance YAML > st.cmd (it keeps this PID).
+
+        A config folder with ioc.py holds a Python soft IOC (pythonSoftIOC): berth runs it with
+        the Python of a virtual environment holding softioc and what requirements.txt next to
+        it lists, built (pip, with progress lines) in berth's user cache and reused while the
+        requirements do not change. Logs, attach (its Python shell), restart and readiness work
+        as for any IOC; BERTH_DATA_DIR/AUTOSAVE_DIR name its data folder.
+        """
         options = RunOptions.from_values(config_dir, ioc_dir, runtime_dir, ioc_name,
                                          console_socket, list(defs or []), no_wait, strict)
         launch = plan(options)

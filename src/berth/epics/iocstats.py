@@ -559,6 +559,37 @@ def _part(parm: str, text: str) -> str:
     return text
 
 
+def feed_heartbeat(db: Database, write: Callable[[float, int], None],
+                   every: float = 1.0) -> bool:
+    """Copy the first `$(IOC):HEARTBEAT` record's value to `write` every `every` seconds, from
+    a thread of this IOC process (the runner checks it advances). False when there is none."""
+    from berth.epics.autosave import Field
+
+    name = None
+    with db.entry() as entry:
+        for _ in db.records(entry):
+            pv = db.db.dbGetRecordName(entry).decode()
+            if pv.endswith(":HEARTBEAT") and not db.db.dbIsAlias(entry):
+                name = pv
+                break
+    addr = db.address(name) if name else None
+    if addr is None:
+        return False
+    field = Field(name or "", addr)
+
+    def feed() -> None:
+        count = 0
+        while True:
+            value = field.read(db.get_field)
+            count += 1
+            with contextlib.suppress(TypeError, ValueError):
+                write(float(str(value)), count)
+            time.sleep(every)
+
+    threading.Thread(target=feed, name="heartbeat", daemon=True).start()
+    return True
+
+
 _instance: IocStats | None = None
 
 

@@ -1,9 +1,10 @@
 """`berth run`: turn an instance config folder into a running IOC.
 
-Precedence (system.md §1, `berth.paths.find_startup`): `start.sh` > instance YAML
-[+ runtime.yaml] > `st.cmd` [+ ioc.subst]. `plan` decides, without side effects, how to start:
-paths, environment, what to generate (`berth check` calls it too). `prepare_runtime` does the
-little I/O that must precede the start (runtime folder, a rewritten st.cmd, the console check).
+Precedence (system.md §1, `berth.paths.find_startup`): `start.sh` > `ioc.py` [+ requirements.txt]
+(a Python soft IOC, `berth.run.pysoft`) > instance YAML [+ runtime.yaml] > `st.cmd`
+[+ ioc.subst]. `plan` decides, without side effects, how to start: paths, environment, what to
+generate (`berth check` calls it too). `prepare_runtime` does the little I/O that must precede the
+start (runtime folder, a rewritten st.cmd, the console check).
 `build` generates st.cmd/ioc.subst from the instance YAML, expands ioc.subst into ioc.db and
 waits for the devices of wait_list.yaml; every mistake there is a BerthError. `exec_launch` then
 replaces this process by the lean runner (`berth.run.runner`, same PID) while a forked child
@@ -104,7 +105,7 @@ class Launch:
     """What to exec, and what must be built in the runtime folder before the IOC starts."""
 
     def __init__(self, argv: list[str], env: dict[str, str],
-                 mode: str,  # "start.sh" | "yaml" | "st.cmd"
+                 mode: str,  # "start.sh" | "python" | "yaml" | "st.cmd"
                  st_cmd: Path | None = None, options: RunOptions | None = None,
                  instance: Path | None = None,  # the instance YAML to generate from (mode "yaml")
                  subst: Path | None = None,  # expanded into <runtime>/ioc.db when it exists
@@ -310,6 +311,15 @@ def plan(options: RunOptions, env: Mapping[str, str] | None = None) -> Launch:
         argv = [str(start_sh)] if os.access(start_sh, os.X_OK) else ["/bin/sh", str(start_sh)]
         return Launch(argv, launch_env, "start.sh", **common)  # type: ignore[arg-type]
 
+    runner = [sys.executable, "-m", "berth.run.runner", "--name", ioc_name,
+              "--socket", str(socket_path)]
+    if startup.kind == "python":  # its environment is built (or reused) by `build`
+        from berth.run import pysoft
+
+        runner += ["--exec", str(pysoft.python(pysoft.venv_dir(config))), str(pysoft.BOOT),
+                   str(startup.files[0])]
+        return Launch(runner, launch_env, "python", **common)  # type: ignore[arg-type]
+
     instance = None
     rewritten = None
     if startup.kind == "yaml":
@@ -322,8 +332,6 @@ def plan(options: RunOptions, env: Mapping[str, str] | None = None) -> Launch:
         if mapped != text:
             st_cmd, rewritten = runtime / "st.cmd", mapped
 
-    runner = [sys.executable, "-m", "berth.run.runner", "--name", ioc_name,
-              "--socket", str(socket_path)]
     if binary is not None:
         runner += ["--exec", str(binary), str(st_cmd)]
     else:
@@ -379,6 +387,12 @@ def build(launch: Launch) -> None:
     if launch.mode == "start.sh" or options is None:
         return
     runtime = options.runtime_dir
+    if launch.mode == "python":
+        from berth.run import pysoft
+
+        pysoft.ensure_venv(options.config_dir, lambda text: print(text, file=sys.stderr,
+                                                                   flush=True))
+        return
     if launch.instance is not None and launch.ioc_dir is not None:
         _generate(launch, options, launch.ioc_dir)
         _ibek_runtime_steps(launch, options)
@@ -434,8 +448,8 @@ def exec_launch(launch: Launch, overlap: bool = True) -> NoReturn:
     drop_bounding_caps()
     os.environ.update(launch.env)
     argv = list(launch.argv)
-    needs_build = launch.instance is not None or (launch.subst is not None
-                                                   and launch.subst.is_file())
+    needs_build = launch.instance is not None or launch.mode == "python" or (
+        launch.subst is not None and launch.subst.is_file())
     if needs_build and not overlap:
         build(launch)
     elif needs_build:

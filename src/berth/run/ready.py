@@ -7,6 +7,12 @@ reaches every server bound to all interfaces of this host) and server ports. A s
 for that very name proves that the server runs and has the record. The result goes to a small
 JSON file (`status.json` in the runtime folder), replaced atomically, which `berth ps` reads.
 
+A name search only proves the server threads run. When the IOC serves devIocStats' health PVs,
+the IOC process copies `$(IOC):HEARTBEAT` (a record processed once a second) into a shared page
+(`Heartbeat`) each second, and the runner checks it advances: records no longer processing, or
+a frozen IOC, make it `not answering` within `STALE_AFTER` seconds. The runner then republishes
+the status every `PUBLISH_EVERY` seconds, so a stale file (a hung runner) reads as not answering.
+
 Standard library only: the runner imports this on every IOC start.
 """
 
@@ -22,6 +28,7 @@ from pathlib import Path
 
 TYPE_CHECKING = False  # typing stays off the IOC start-up path
 if TYPE_CHECKING:
+    import mmap
     from collections.abc import Callable
 
 STATUS_FILE = "status.json"
@@ -35,6 +42,28 @@ RECORD = re.compile(r'^\s*g?record\s*\(\s*[\w"]+\s*,\s*"?([^",)\s]+)"?\s*\)', re
 
 # phases, as `berth ps` shows them; UNPROBED: a start.sh, which no runner watches
 STARTING, READY, NOT_ANSWERING, UNPROBED = "starting", "ready", "not answering", "unprobed"
+BEAT_EVERY = 1.0  # devIocStats' HEARTBEAT is processed once a second
+STALE_AFTER = 5 * BEAT_EVERY  # seconds without an advance: the IOC is hung
+PUBLISH_EVERY = 2.0  # status.json rewrites while a heartbeat is watched
+STATUS_STALE = 5 * PUBLISH_EVERY  # an older status file: its runner is hung
+
+
+class Heartbeat:
+    """A page shared by the runner and its IOC process (made before the fork): the IOC writes
+    its heartbeat's value and a count of writes; the runner reads them. No file, no socket."""
+
+    LAYOUT = "<dQ"
+    SIZE = 16  # struct.calcsize(LAYOUT)
+
+    def __init__(self, page: mmap.mmap) -> None:
+        self.page = page
+
+    def write(self, value: float, count: int) -> None:
+        struct.pack_into(self.LAYOUT, self.page, 0, value, count)
+
+    def read(self) -> tuple[float, int]:
+        value, count = struct.unpack_from(self.LAYOUT, self.page, 0)
+        return float(value), int(count)
 
 
 def first_record(db: Path) -> str | None:
@@ -183,13 +212,20 @@ def publish_unprobed(runtime_dir: Path) -> None:
                                              "time": time.time()})
 
 
-def health(runtime_dir: Path, pid: int | None) -> str:
+def health(runtime_dir: Path, pid: int | None, now: float | None = None) -> str:
     """What the runner of process `pid` last published: one of the phases. A file left by an
-    earlier process (another pid) says nothing about this one: it is still starting."""
+    earlier process (another pid) says nothing about this one: it is still starting. With a
+    heartbeat watched, a heartbeat or a file older than its bound means not answering."""
     status = read_status(runtime_dir / STATUS_FILE)
     if pid is None or status is None or status.get("pid") != pid:
         return STARTING
     phase = status.get("phase")
+    if phase == READY and isinstance(beat_at := status.get("heartbeat_time"), (int, float)):
+        now = time.time() if now is None else now
+        written = status.get("time")
+        if now - beat_at > STALE_AFTER or (
+                isinstance(written, (int, float)) and now - written > STATUS_STALE):
+            return NOT_ANSWERING
     return str(phase) if phase in (STARTING, READY, NOT_ANSWERING, UNPROBED) else STARTING
 
 
@@ -199,14 +235,34 @@ class Prober:
     FIRST_GRACE = 5.0  # seconds after iocInit before a silent IOC counts as not answering
     RECHECK = 10.0  # seconds between probes once answered
 
-    def __init__(self, status_path: Path, pid: int, env: dict[str, str], pv: str | None) -> None:
+    def __init__(self, status_path: Path, pid: int, env: dict[str, str], pv: str | None,
+                 heartbeat: Heartbeat | None = None, ioc_pid: int | None = None) -> None:
         self.path, self.pid, self.env, self.pv = status_path, pid, env, pv
         self.wants_pva = env.get("PVXS_QSRV_ENABLE", "").upper() == "YES"
         self.stopped = False
+        self.heartbeat, self.ioc_pid = heartbeat, ioc_pid
+        self.beat: tuple[float, int] = (0.0, 0)  # last value and write count seen
+        self.beat_at = 0.0  # wall time it last advanced
 
     def publish(self, phase: str, **fields: object) -> None:
+        extra: dict[str, object] = {} if self.ioc_pid is None else {"ioc_pid": self.ioc_pid}
+        if self.beat_at:
+            extra.update(heartbeat=self.beat[0], heartbeat_time=self.beat_at)
         write_status(self.path, {"pid": self.pid, "phase": phase, "pv": self.pv,
-                                 "time": time.time(), **fields})
+                                 "time": time.time(), **extra, **fields})
+
+    def beat_fresh(self) -> bool | None:
+        """Has the heartbeat advanced lately? None: the IOC has none (no health PVs)."""
+        if self.heartbeat is None:
+            return None
+        value, count = self.heartbeat.read()
+        if count == 0:
+            return None
+        now = time.time()
+        if value != self.beat[0] or not self.beat_at:
+            self.beat_at = now
+        self.beat = (value, count)
+        return now - self.beat_at <= STALE_AFTER
 
     def probe(self) -> dict[str, bool]:
         assert self.pv is not None
@@ -221,20 +277,28 @@ class Prober:
             return
         init_at = time.monotonic()
         delay = 0.05
-        phase, last = STARTING, dict[str, bool]()
+        phase, last, answers = STARTING, dict[str, bool](), dict[str, bool]()
+        probe_at = published_at = 0.0
         while not self.stopped:
-            answers = self.probe()
-            if all(answers.values()):
+            now = time.monotonic()
+            if now >= probe_at:
+                answers = self.probe()
+            fresh = self.beat_fresh()
+            if all(answers.values()) and fresh is not False:
                 new_phase = READY
-            elif phase == READY or time.monotonic() - init_at > self.FIRST_GRACE:
+            elif phase == READY or now - init_at > self.FIRST_GRACE:
                 new_phase = NOT_ANSWERING
             else:
                 new_phase = STARTING
-            if new_phase != phase or answers != last:
+            if new_phase != phase or answers != last or (
+                    fresh is not None and now - published_at >= PUBLISH_EVERY):
                 self.publish(new_phase, ioc_init=True, **answers)
+                published_at = now
+            if now >= probe_at:
+                delay = self.RECHECK if new_phase == READY else min(delay * 2, 2.0)
+                probe_at = now + delay
             phase, last = new_phase, answers
-            delay = self.RECHECK if phase == READY else min(delay * 2, 2.0)
-            time.sleep(delay)
+            time.sleep(min(delay, BEAT_EVERY) if self.heartbeat is not None else delay)
 
 
 def _process_alive(pid: object) -> bool:

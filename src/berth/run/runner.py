@@ -79,7 +79,8 @@ def _wait_for_go(go_fd: int | None) -> None:
     os.close(go_fd)
 
 
-def _run_embedded(startup: Path, err_fd: int, go_fd: int | None, pv_fd: int) -> None:
+def _run_embedded(startup: Path, err_fd: int, go_fd: int | None, pv_fd: int,
+                  heartbeat: Any = None) -> None:
     """Child: the soft IOC. Never returns."""
     # Block the stop signals before EPICS starts threads, so every thread inherits the mask and
     # only the main thread's sigwait sees them (otherwise SIGTERM is lost when this is PID 1).
@@ -97,9 +98,15 @@ def _run_embedded(startup: Path, err_fd: int, go_fd: int | None, pv_fd: int) -> 
         os._exit(EXIT_STARTUP_FAILED)
     from berth.epics.autosave import Database
 
+    database = Database(ioc.libs)
     # start-up (with its iocInit) is done: tell the parent which PV to probe
-    _write_all(pv_fd, f"{Database(ioc.libs).first_record() or ''}\n".encode())
+    _write_all(pv_fd, f"{database.first_record() or ''}\n".encode())
     os.close(pv_fd)
+    if heartbeat is not None:  # with health PVs loaded, the runner watches them advance
+        from berth.epics.iocstats import feed_heartbeat
+        from berth.run.ready import Heartbeat
+
+        feed_heartbeat(database, Heartbeat(heartbeat).write)
 
     import threading
 
@@ -130,7 +137,7 @@ def _child(opts: dict[str, object], slave_fd: int, err_fd: int, go_fd: int | Non
             _wait_for_go(go_fd)
             os.close(pv_fd)
             os.execv(argv[0], argv)
-        _run_embedded(Path(str(opts["startup"])), err_fd, go_fd, pv_fd)
+        _run_embedded(Path(str(opts["startup"])), err_fd, go_fd, pv_fd, opts.get("heartbeat"))
     except BaseException as exc:  # the child must never return into the parent's code
         os.write(err_fd, f"berth: the IOC could not start: {exc}\n".encode())
     os._exit(1)
@@ -215,6 +222,7 @@ class Supervisor:
         self.init_done = False
         self.started_fd_open = False
         self.prober: Any = None
+        self.heartbeat: Any = None  # the page the embedded IOC copies its heartbeat into
         self.held = b""  # output that may be the start of a shell mark cut in two
         self.selector_clients: dict[int, int] = {}  # console client fd → events registered
         self.selector = selectors.DefaultSelector()
@@ -405,9 +413,11 @@ class Supervisor:
             return
         import threading
 
-        from berth.run.ready import Prober
+        from berth.run.ready import Heartbeat, Prober
 
-        self.prober = Prober(self.status_path, os.getpid(), dict(os.environ), pv)
+        beat = Heartbeat(self.heartbeat) if self.heartbeat is not None else None
+        self.prober = Prober(self.status_path, os.getpid(), dict(os.environ), pv, beat,
+                             self.child)
         threading.Thread(target=self.prober.run, name="probe", daemon=True).start()
 
     def _note_input(self, user: str, line: str) -> None:
@@ -471,6 +481,10 @@ def main(argv: list[str] | None = None) -> int:
     pv_r, pv_w = os.pipe()  # the embedded IOC names a PV to probe once its start-up is done
     builder = opts.get("after")
     go_r, go_w = os.pipe() if builder else (None, None)
+    if not opts.get("exec"):  # the page the embedded IOC copies its heartbeat into (ready.py)
+        import mmap
+
+        opts["heartbeat"] = mmap.mmap(-1, 16)  # shared (MAP_SHARED) with the forked IOC
     sys.stdout.flush()
     sys.stderr.flush()
     # The IOC process is forked first, so that it loads EPICS while this one sets up the console
@@ -504,6 +518,7 @@ def main(argv: list[str] | None = None) -> int:
         raise
     console.shell_reports = not opts.get("exec")  # the embedded shell marks its prompts
     supervisor = Supervisor(child, master_fd, console, builder, go_w)  # type: ignore[arg-type]
+    supervisor.heartbeat = opts.get("heartbeat")
     supervisor.watch_started(pv_r)
     return supervisor.run()
 

@@ -47,6 +47,7 @@ CA_PVS = {
     "bl01b-ea-sum-01": ["EA-SUM-01:SUM", "EA-SUM-01:MEAN"],
     "bl01b-va-alarm-01": ["VA-ALARM-01:P1", "VA-ALARM-01:INTERLOCK", "VA-ALARM-01:LIMIT"],
     "bl01b-ea-pva-01": ["EA-PVA-01:X", "EA-PVA-01:R"],
+    "bl01b-ea-py-01": ["EA-PY-01:COUNT", "EA-PY-01:SETPOINT"],  # a Python soft IOC
 }
 
 

@@ -30,8 +30,8 @@ from test_local import (
 
 from conftest import run_berth
 
-A_IOCS = ["bl01b-di-wave-01", "bl01b-ea-cnt-01", "bl01b-ea-pva-01", "bl01b-ea-sum-01",
-          "bl01b-mo-sim-01", "bl01b-va-alarm-01"]
+A_IOCS = ["bl01b-di-wave-01", "bl01b-ea-cnt-01", "bl01b-ea-pva-01", "bl01b-ea-py-01",
+          "bl01b-ea-sum-01", "bl01b-mo-sim-01", "bl01b-va-alarm-01"]
 B_IOCS = ["bl01c-ea-cnt-01", "bl01c-ea-sum-01"]
 B_SUM_PORT = 5071  # bl01c-ea-sum-01 serves CA on its own port (set in its values)
 # What the caller's shell holds when it first starts the supervisor: none of it may reach an IOC.

@@ -274,7 +274,7 @@ def test_empty_config_folder_says_what_it_expected(tmp_path: Path):
     (tmp_path / "config").mkdir()
     result = run_berth("run", tmp_path / "config", "--runtime-dir", tmp_path / "rt")
     assert result.returncode == 2
-    assert "nothing to run: expected start.sh, an instance YAML" in result.stderr
+    assert "nothing to run: expected start.sh, ioc.py, an instance YAML" in result.stderr
     assert "Traceback" not in result.stderr
 
 
