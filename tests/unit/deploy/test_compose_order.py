@@ -59,3 +59,25 @@ def test_environment_names_without_values_take_the_dotenv_ones(tmp_path: Path) -
     spec = spec_from_compose(service, None, str(root), env)
     assert spec.environment == {"PORT": "5105", "NAME_SERVERS": "localhost:5105"}
     assert "--user" not in spec.extra  # `user: ${UNSET}` sets no user
+
+
+def test_a_healthcheck_becomes_the_engine_health_check(tmp_path: Path) -> None:
+    root = compose_repo(tmp_path / "r", (
+        "  gw:\n    image: x\n    healthcheck:\n"
+        "      test: [CMD, pvget, 'sts:clients']\n      interval: 5s\n      retries: 3\n"
+        "  web:\n    image: x\n    healthcheck:\n      test: [CMD-SHELL, 'curl -f localhost']\n"
+        "  off:\n    image: x\n    healthcheck:\n      disable: true\n"
+        "  bad:\n    image: x\n    healthcheck:\n      test: [RUN, x]\n"))
+    repo = ServicesRepo.load(root)
+
+    def flags(name: str) -> list[str]:
+        return spec_from_compose(repo.service(name), None, str(root), {}).extra
+
+    assert flags("gw") == ["--health-cmd", "pvget sts:clients", "--health-interval", "5s",
+                           "--health-retries", "3"]
+    assert flags("web") == ["--health-cmd", "curl -f localhost"]
+    assert flags("off") == ["--no-healthcheck"]
+    result = run_berth("template", "bad", "-b", "compose", "-r", root,
+                       env={"BERTH_STATE_DIR": str(tmp_path / "state"), "BERTH_ENGINE": "docker"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "healthcheck" in result.stderr and "bad" in result.stderr

@@ -443,10 +443,14 @@ def _container_name(service: Service) -> str:
 def _status(name: str, container: dict[str, Any] | None,
             state: InstanceState | None, is_ioc: bool = True) -> InstanceStatus:
     row = _container_status(name, container, state)
-    if not is_ioc:  # nobody asks a gateway or web server whether "the IOC" answers
+    if not is_ioc:  # no IOC to ask: its own health check, if it has one, or its state
         row.extra["kind"] = "service"
-        row.health = "not an IOC" if row.state == "running" else row.health
-        row.ready = row.state == "running"
+        checked = str((((container or {}).get("State") or {}).get("Health") or {}).get(
+            "Status", ""))
+        if row.state == "running" and not checked:
+            row.health, row.ready = "not an IOC", True
+        elif row.state != "running":
+            row.ready = False
         code = int(((container or {}).get("State") or {}).get("ExitCode") or 0)
         if row.state == "stopped" and container is not None and code == 0:
             row.reason = "completed (exit 0)"  # a one-shot job such as an init service

@@ -308,7 +308,42 @@ def spec_from_compose(service: Service, version: str | None, repo_key: str,
             spec.extra += [flag, text(values[key])]
     for option in values.get("security_opt") or []:
         spec.extra += ["--security-opt", text(option)]
+    spec.extra += _healthcheck(values.get("healthcheck"), text, service)
     return spec
+
+
+HEALTH_TIMES = (("interval", "--health-interval"), ("timeout", "--health-timeout"),
+                ("start_period", "--health-start-period"))
+
+
+def _healthcheck(raw: Any, text: Any, service: Service) -> list[str]:
+    """`docker run` flags for a compose `healthcheck:` (what service_healthy waits for)."""
+    if not raw:
+        return []
+    if not isinstance(raw, dict):
+        raise BerthError(Problem("expected a mapping (test, interval, timeout, retries, …)",
+                                 Location(service.values_file), service.name, "healthcheck"))
+    test = raw.get("test")
+    if raw.get("disable") or test == ["NONE"]:
+        return ["--no-healthcheck"]
+    flags: list[str] = []
+    if isinstance(test, list) and test and test[0] in ("CMD", "CMD-SHELL"):
+        words = [text(w) for w in test[1:]]
+        # the engine runs --health-cmd through a shell: CMD's words are quoted for it
+        flags += ["--health-cmd", " ".join(words) if test[0] == "CMD-SHELL" else shlex.join(
+            words)]
+    elif isinstance(test, str):
+        flags += ["--health-cmd", text(test)]
+    elif test is not None:
+        raise BerthError(Problem("'test' must be a string or a list starting CMD, CMD-SHELL or "
+                                 "NONE", Location(service.values_file), service.name,
+                                 "healthcheck"))
+    for key, flag in HEALTH_TIMES:
+        if raw.get(key) is not None:
+            flags += [flag, text(raw[key])]
+    if raw.get("retries") is not None:
+        flags += ["--health-retries", str(raw["retries"])]
+    return flags
 
 
 def network_name(project: str, network: str) -> str:
