@@ -45,7 +45,7 @@ def test_corpus_compose_layout_renders_each_ioc(corpus: Path, tmp_path: Path) ->
     release = tmp_path / "state" / "compose" / "releases" / "bl01t-ea-test-01"
     assert config["source"].startswith(str(release) + "/local-")
     assert config["source"].endswith("/services/bl01t-ea-test-01/config")
-    assert service["networks"] == ["channel_access"]
+    assert service["networks"] == ["example-services_channel_access"]  # compose: <project>_<net>
     assert service["restart"] == "unless-stopped"
     assert service["tty"] is True and service["stdin_open"] is True
     assert service["labels"]["is_ioc"] == "true"
@@ -53,7 +53,7 @@ def test_corpus_compose_layout_renders_each_ioc(corpus: Path, tmp_path: Path) ->
     # the same container as the engine's own command line
     assert "docker run -d" in comment
     assert "--name bl01t-ea-test-01" in comment
-    assert "--network channel_access" in comment
+    assert "--network example-services_channel_access" in comment
     assert "-e IOC_NAME=bl01t-ea-test-01" in comment
     assert ":/epics/ioc/config:ro" in comment
 

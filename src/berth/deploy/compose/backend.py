@@ -1,4 +1,4 @@
-"""The compose backend (`-b compose`): each instance is a container run by docker or podman.
+"""The compose backend (`-b compose`): each service is a container run by docker or podman.
 
 berth reads the services repository itself (Helm or compose layout), derives one
 `ContainerSpec` per instance and drives the engine's own command line, so no compose tool is
@@ -6,6 +6,11 @@ needed. Releases and history follow the local backend's conventions: a deploy ex
 repository at a tag into an immutable release folder (`<state>/compose/releases/<name>/<version>`)
 whose config folder is bind-mounted into the container; `state.json` records each instance's
 history and which entry is current. Persistent data lives in a named volume per instance.
+
+A compose repository runs every service the chosen profiles activate, IOC or not, in
+`depends_on` order on its project networks. Services that are not IOCs (gateways, web servers,
+init jobs) run from the working copy as compose runs them, have no versions, and are shown
+with their container state; IOC-only verbs (attach) refuse them and say why.
 """
 
 from __future__ import annotations
@@ -25,10 +30,13 @@ import yaml
 
 from berth.deploy import InstanceStatus, Release, VerbOptions, preflight_release
 from berth.deploy import releases as local_release
+from berth.deploy.compose import networks
+from berth.deploy.compose.order import start_order, wait_for
 from berth.deploy.compose.spec import (
     ContainerSpec,
     compose_env,
     is_active,
+    project_name,
     spec_from_compose,
     spec_from_helm,
 )
@@ -38,6 +46,7 @@ from berth.deploy.state import InstanceState, StateDir, default_state_dir
 from berth.errors import BerthError, Location, Problem
 from berth.tools.engine import Engine, detect
 
+WORKING_COPY = "working copy"
 CONTAINER_HEALTH = {"healthy": "ready", "starting": "starting", "unhealthy": "not answering"}
 
 
@@ -59,6 +68,7 @@ class ComposeBackend:
         self.profiles = [p.strip() for p in profiles.split(",") if p.strip()]
         self._engine = engine
         self.state = StateDir(state_dir or default_state_dir() / "compose")
+        self._network_create: dict[str, list[str]] = {}  # engine network -> create args
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
@@ -78,24 +88,36 @@ class ComposeBackend:
         return cached
 
     def runnable(self, repo: ServicesRepo) -> dict[str, Service]:
-        """Services this backend can run: Helm IOC instances, or active compose services."""
+        """Services this backend can run: Helm IOC instances, or every compose service with an
+        image that the chosen profiles activate (IOCs, gateways, web servers, …)."""
         if repo.layout == "helm":
             return repo.iocs
-        return {n: s for n, s in repo.iocs.items()
+        return {n: s for n, s in repo.services.items()
                 if s.values.get("image") and is_active(s, self.profiles)}
 
     def spec_for(self, service: Service, version: str, root: Path) -> ContainerSpec:
         if service.layout == "helm":
             return spec_from_helm(service, version, str(self.repo_root or root))
         host = self.repo_root or root
-        return spec_from_compose(service, version, str(host), compose_env(host),
-                                 rebase=(root, host))
+        env = compose_env(host)
+        project = project_name(host, env)
+        named: dict[str, str] = {}
+        if not service.values.get("network_mode"):
+            labels = {"berth.repo": str(host)}
+            for network in service.values.get("networks") or ["default"]:
+                engine_name, create = networks.create_argv(service, str(network), project, env,
+                                                           labels)
+                named[str(network)] = engine_name
+                self._network_create[engine_name] = create
+        return spec_from_compose(service, version, str(host), env, rebase=(root, host),
+                                 networks=named)
 
     # -- reading ----------------------------------------------------------------------------
     def ps(self) -> list[InstanceStatus]:
         instances = self.state.load()
         names: dict[str, str] = {}  # instance -> container name
         unrunnable: dict[str, str] = {}
+        not_ioc: set[str] = set()
         repo: ServicesRepo | None = None
         if self.repo_root is not None:
             try:
@@ -107,13 +129,15 @@ class ComposeBackend:
             for name, service in repo.services.items():
                 if name in runnable:
                     names[name] = _container_name(service)
+                    if not service.is_ioc:
+                        not_ioc.add(name)
                 elif repo.layout == "helm":
                     unrunnable[name] = f"chart '{service.chart}' is not run by this backend"
         for name in instances:
             names.setdefault(name, name)
         containers = self.engine.inspect(list(names.values()))
         found = {c.get("Name", "").lstrip("/"): c for c in containers}
-        rows = [_status(name, found.get(container), instances.get(name))
+        rows = [_status(name, found.get(container), instances.get(name), name not in not_ioc)
                 for name, container in sorted(names.items())]
         rows += [InstanceStatus(n, "not runnable here", reason=why)
                  for n, why in sorted(unrunnable.items())]
@@ -157,15 +181,24 @@ class ComposeBackend:
         service = repo.service(name)
         if name not in self.runnable(repo):
             what = "an IOC instance" if repo.layout == "helm" else (
-                "an IOC service (label is_ioc: true) with an image, active in the chosen "
-                "profiles" + (f" ({', '.join(self.profiles)})" if self.profiles else ""))
+                "a service with an image, active in the chosen profiles"
+                + (f" ({', '.join(self.profiles)})" if self.profiles else " (none chosen)"))
             raise BerthError(Problem(f"'{name}' is not {what}", Location(service.values_file),
                                      entity=name))
         return service
 
     def _make_release(self, repo: ServicesRepo, name: str, version: str | None,
                       releases: Path | None = None) -> tuple[str, Path, str]:
-        """(version, release folder, note) for `version`, the latest tag, or the working copy."""
+        """(version, release folder, note) for `version`, the latest tag, or the working copy.
+
+        A compose service that is not an IOC runs from the working copy, as compose runs it:
+        what it mounts is often written there by another service (an init job's configs)."""
+        service = repo.services.get(name)
+        if repo.layout == "compose" and service is not None and not service.is_ioc:
+            if version is not None:
+                raise BerthError(Problem(f"'{name}' is not an IOC: it runs from the working copy "
+                                         "(no versions)", Location(service.values_file), name))
+            return WORKING_COPY, repo.root, f"working copy of {repo.root}"
         return local_release.make(repo, name, version, releases or self.state.releases_dir(name))
 
     def deploy(self, service: str, version: str | None = None) -> Release:
@@ -201,21 +234,30 @@ class ComposeBackend:
             instances = self.state.load()
             state = instances.setdefault(name, InstanceState(name))
             current = state.deployment
-            if not force and current is not None and current.release == str(release):
+            if not spec.is_ioc:  # run from the working copy: an edit there is a new container
+                spec.labels["berth.spec"] = _digest(spec)
+            if not force and current is not None and current.release == str(release) and (
+                    spec.is_ioc or self._same_spec(spec)):
                 self._ensure_running(spec)
                 state.started = True
                 state.pinned = state.pinned and keep_pin
                 self.state.save(instances)
                 return state.releases()[state.current]
             shown = str(self.repo_root or release)
-            if not version.startswith(local_release.LOCAL_PREFIX):
+            if not version.startswith(local_release.LOCAL_PREFIX) and version != WORKING_COPY:
                 shown += f"@{version}"
-            preflight_release(self.options, release, name, shown)
+            if service.is_ioc:  # the checks are about IOC configuration
+                preflight_release(self.options, release, name, shown)
             self._check_image(spec)
             self._replace_container(spec)
             entry, _changed = state.record(version, release, note, pin=force)
             self.state.save(instances)
         return entry
+
+    def _same_spec(self, spec: ContainerSpec) -> bool:
+        found = self.engine.inspect([spec.name])
+        labels = ((found[0].get("Config") or {}).get("Labels") or {}) if found else {}
+        return not found or labels.get("berth.spec") == spec.labels.get("berth.spec")
 
     def _ensure_running(self, spec: ContainerSpec) -> None:
         """Start the container, creating it when it is missing or when its image tag now
@@ -249,14 +291,23 @@ class ComposeBackend:
                                  f"repository ({owner}): `berth down -b compose -r {owner}` "
                                  "first, or remove the container")
             self.engine.run("rm", "-f", spec.name)
-        if spec.network not in ("host", "bridge", "none", ""):
-            self._ensure_network(spec.network)
+        for network in [spec.network, *spec.more_networks]:
+            if network not in ("host", "bridge", "none", ""):
+                self._ensure_network(network)
         argv = spec.run_argv(self.engine.name)
         self.engine.run(*argv[1:], timeout=120)
+        for network in spec.more_networks:
+            self.engine.run("network", "connect", *(f"--alias={a}" for a in spec.aliases),
+                            network, spec.name)
 
     def _ensure_network(self, network: str) -> None:
-        if self.engine.run("network", "inspect", network, check=False).returncode != 0:
-            self.engine.run("network", "create", network)
+        if self.engine.run("network", "inspect", network, check=False).returncode == 0:
+            return
+        create = self._network_create.get(network, ["network", "create", network])
+        if not create:
+            raise BerthError(f"external network '{network}' does not exist: create it first "
+                             f"({self.engine.name} network create {network})")
+        self.engine.run(*create)
 
     def _current_spec(self, service: str) -> ContainerSpec:
         state = self._known(self.state.load(), service)
@@ -318,6 +369,10 @@ class ComposeBackend:
                                       *query.engine_flags(), container))
 
     def attach(self, service: str) -> int:
+        if not self._current_spec(service).is_ioc:
+            raise BerthError(Problem(f"'{service}' is not an IOC: it has no IOC shell to attach "
+                                     "to; `berth logs` shows its output, `berth exec` runs a "
+                                     "command in it", entity=service))
         container = self._container_of(service)
         print("berth: attached to the IOC shell; detach with Ctrl-P Ctrl-Q", file=sys.stderr)
         return self.engine.call("attach", "--detach-keys", "ctrl-p,ctrl-q", "--sig-proxy=false",
@@ -335,7 +390,10 @@ class ComposeBackend:
         repo = self.repo
         instances = self.state.load()
         results: list[Release] = []
-        for name in sorted(self.runnable(repo)):
+        runnable = self.runnable(repo)
+        for name in start_order(runnable, repo.services):
+            wait_for(self.engine, repo.services[name], runnable,
+                     lambda dep: self._current_spec(dep).name)
             st = instances.get(name)
             current = st.deployment if st else None
             if st is not None and current is not None and (not self.options.latest or st.pinned):
@@ -351,6 +409,10 @@ class ComposeBackend:
         names = self.engine.container_names(f"berth.repo={self.repo.root}")
         if names:
             self.engine.run("rm", "-f", *names, timeout=120)
+        made = self.engine.run("network", "ls", "-q", "--filter",
+                               f"label=berth.repo={self.repo.root}", check=False)
+        if made.returncode == 0 and made.stdout.split():
+            self.engine.run("network", "rm", *made.stdout.split(), check=False)
         with self.state.locked():
             instances = self.state.load()
             for name in names:
@@ -360,6 +422,12 @@ class ComposeBackend:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+def _digest(spec: ContainerSpec) -> str:
+    import hashlib
+
+    return hashlib.sha256("\0".join(spec.run_argv()).encode()).hexdigest()[:16]
 
 
 def _image_id(text: str) -> str:
@@ -373,7 +441,24 @@ def _container_name(service: Service) -> str:
 
 
 def _status(name: str, container: dict[str, Any] | None,
-            state: InstanceState | None) -> InstanceStatus:
+            state: InstanceState | None, is_ioc: bool = True) -> InstanceStatus:
+    row = _container_status(name, container, state)
+    if not is_ioc:  # no IOC to ask: its own health check, if it has one, or its state
+        row.extra["kind"] = "service"
+        checked = str((((container or {}).get("State") or {}).get("Health") or {}).get(
+            "Status", ""))
+        if row.state == "running" and not checked:
+            row.health, row.ready = "not an IOC", True
+        elif row.state != "running":
+            row.ready = False
+        code = int(((container or {}).get("State") or {}).get("ExitCode") or 0)
+        if row.state == "stopped" and container is not None and code == 0:
+            row.reason = "completed (exit 0)"  # a one-shot job such as an init service
+    return row
+
+
+def _container_status(name: str, container: dict[str, Any] | None,
+                      state: InstanceState | None) -> InstanceStatus:
     deployment = state.deployment if state else None
     if container is None:
         if deployment is not None:

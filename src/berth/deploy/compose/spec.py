@@ -52,12 +52,17 @@ class ContainerSpec:
     entrypoint: list[str] | None = None
     command: list[str] | None = None
     extra: list[str] = field(default_factory=list)  # further `run` flags (user, workdir, …)
+    aliases: list[str] = field(default_factory=list)  # names other services reach it by
+    more_networks: list[str] = field(default_factory=list)  # joined after `run`
+    is_ioc: bool = True
 
     def run_argv(self, engine: str = "docker") -> list[str]:
         """The full `<engine> run` command line that starts this container, detached."""
         argv = [engine, "run", "-d", "--name", self.name, "--pull", "never"]
         if self.network:
             argv += ["--network", self.network]
+        for alias in self.aliases:
+            argv += ["--network-alias", alias]
         if self.restart and self.restart != "no":
             argv += ["--restart", self.restart]
         if self.tty:
@@ -88,7 +93,7 @@ class ContainerSpec:
         if self.network in ("host", "none", "bridge"):
             service["network_mode"] = self.network
         elif self.network:
-            service["networks"] = [self.network]
+            service["networks"] = [self.network, *self.more_networks]
         service["restart"] = self.restart
         service["tty"] = self.tty
         service["stdin_open"] = self.stdin
@@ -215,7 +220,12 @@ def compose_env(root: Path) -> dict[str, str]:
             line = line.strip()
             if line and not line.startswith("#") and "=" in line:
                 key, value = line.split("=", 1)
-                values[key.strip().removeprefix("export ").strip()] = value.strip().strip("'\"")
+                value = value.strip()
+                quoted = value[:1] == "'" and value[-1:] == "'"
+                value = value.strip("'\"")
+                # like compose: a value may use the variables set before it (not in '…')
+                name = key.strip().removeprefix("export ").strip()
+                values[name] = value if quoted else interpolate(value, {**values, **os.environ})
     values.update(os.environ)
     return values
 
@@ -231,12 +241,13 @@ def is_active(service: Service, profiles: list[str]) -> bool:
 
 
 def spec_from_compose(service: Service, version: str | None, repo_key: str,
-                      env: dict[str, str], rebase: tuple[Path, Path] | None = None
-                      ) -> ContainerSpec:
+                      env: dict[str, str], rebase: tuple[Path, Path] | None = None,
+                      networks: dict[str, str] | None = None) -> ContainerSpec:
     """The container a compose service describes (after `extends`), with paths made absolute.
 
     `rebase` = (release root, repository root): the service is read from a release snapshot,
-    but its bind-mounted volumes (screens out, autosave) belong to the real repository."""
+    but its bind-mounted volumes (screens out, autosave) belong to the real repository.
+    `networks`: the engine's name of each compose network (compose prefixes the project)."""
     values = service.values
     where = Location(service.values_file)
     base = Path(service.values_file).parent if service.values_file else service.path
@@ -249,19 +260,26 @@ def spec_from_compose(service: Service, version: str | None, repo_key: str,
         raise BerthError(Problem("the service has no image (berth does not build services)",
                                  where, service.name, "image"))
     name = text(values.get("container_name") or service.name)
-    spec = ContainerSpec(name=name, image=text(image))
+    spec = ContainerSpec(name=name, image=text(image), is_ioc=service.is_ioc)
     spec.environment = {k: text(v) for k, v in service.environment.items()}
+    for key in _passed_through(values.get("environment")):
+        # a name without a value takes the shell's (or .env's) value, else is not set at all
+        if key in env:
+            spec.environment[key] = env[key]
+        else:
+            spec.environment.pop(key, None)
     labels = _label_map(values.get("labels"))
     version = version or labels.get("version") or "working copy"
     spec.labels = {k: text(v) for k, v in labels.items()}
     spec.labels.update(berth_labels(service.name, version, repo_key))
     if values.get("network_mode"):
         spec.network = text(values["network_mode"])
-    elif values.get("networks"):
-        networks = values["networks"]
-        spec.network = str(next(iter(networks)))
     else:
-        spec.network = "bridge"
+        # compose puts a service without networks on the project's `default` network
+        joined = [str(n) for n in values.get("networks") or ["default"]]
+        named = [(networks or {}).get(n, n) for n in joined]
+        spec.network, spec.more_networks = named[0], named[1:]
+        spec.aliases = [service.name]
     restart = values.get("restart")
     spec.restart = "no" if restart in (None, False, "no") else text(restart)
     spec.tty = bool(values.get("tty", False))
@@ -286,11 +304,66 @@ def spec_from_compose(service: Service, version: str | None, repo_key: str,
         spec.command = _command(values["command"], text)
     for key, flag in (("user", "--user"), ("working_dir", "--workdir"), ("hostname",
                                                                           "--hostname")):
-        if values.get(key):
+        if values.get(key) and text(values[key]):  # `user: ${UNSET}` means none
             spec.extra += [flag, text(values[key])]
     for option in values.get("security_opt") or []:
         spec.extra += ["--security-opt", text(option)]
+    spec.extra += _healthcheck(values.get("healthcheck"), text, service)
     return spec
+
+
+HEALTH_TIMES = (("interval", "--health-interval"), ("timeout", "--health-timeout"),
+                ("start_period", "--health-start-period"))
+
+
+def _healthcheck(raw: Any, text: Any, service: Service) -> list[str]:
+    """`docker run` flags for a compose `healthcheck:` (what service_healthy waits for)."""
+    if not raw:
+        return []
+    if not isinstance(raw, dict):
+        raise BerthError(Problem("expected a mapping (test, interval, timeout, retries, …)",
+                                 Location(service.values_file), service.name, "healthcheck"))
+    test = raw.get("test")
+    if raw.get("disable") or test == ["NONE"]:
+        return ["--no-healthcheck"]
+    flags: list[str] = []
+    if isinstance(test, list) and test and test[0] in ("CMD", "CMD-SHELL"):
+        words = [text(w) for w in test[1:]]
+        # the engine runs --health-cmd through a shell: CMD's words are quoted for it
+        flags += ["--health-cmd", " ".join(words) if test[0] == "CMD-SHELL" else shlex.join(
+            words)]
+    elif isinstance(test, str):
+        flags += ["--health-cmd", text(test)]
+    elif test is not None:
+        raise BerthError(Problem("'test' must be a string or a list starting CMD, CMD-SHELL or "
+                                 "NONE", Location(service.values_file), service.name,
+                                 "healthcheck"))
+    for key, flag in HEALTH_TIMES:
+        if raw.get(key) is not None:
+            flags += [flag, text(raw[key])]
+    if raw.get("retries") is not None:
+        flags += ["--health-retries", str(raw["retries"])]
+    return flags
+
+
+def network_name(project: str, network: str) -> str:
+    """The engine's name of a project network, as compose names it."""
+    return f"{project}_{network}"
+
+
+def project_name(root: Path, env: dict[str, str]) -> str:
+    """Compose's project name: COMPOSE_PROJECT_NAME, else the folder's name, normalised."""
+    raw = env.get("COMPOSE_PROJECT_NAME") or root.name
+    return re.sub(r"[^a-z0-9_-]", "", raw.lower()) or "default"
+
+
+def _passed_through(raw: Any) -> list[str]:
+    """Names `environment:` lists without a value (`- NAME`, or `NAME:` with nothing)."""
+    if isinstance(raw, list):
+        return [str(item) for item in raw if "=" not in str(item)]
+    if isinstance(raw, dict):
+        return [str(k) for k, v in raw.items() if v is None]
+    return []
 
 
 def _label_map(raw: Any) -> dict[str, str]:
