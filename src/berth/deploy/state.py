@@ -33,7 +33,7 @@ from typing import Any
 
 from berth.deploy import Release
 from berth.errors import BerthError, Location, Problem
-from berth.fsutil import atomic_write
+from berth.fsutil import atomic_write, read_text
 from berth.paths import private_dir
 
 SUN_PATH_MAX = 107  # bytes in a Unix socket address, without the final NUL
@@ -233,8 +233,8 @@ class StateDir:
     def load(self) -> dict[str, InstanceState]:
         if not self.state_file.exists():
             return {}
-        try:
-            data = json.loads(self.state_file.read_text())
+        try:  # bounded, and only a regular file: a huge file or a FIFO is one located error
+            data = json.loads(read_text(self.state_file))
         except ValueError as exc:
             raise self._corrupt(f"not JSON: {exc}") from None
         except OSError as exc:

@@ -117,3 +117,25 @@ def test_any_state_file_reads_or_is_one_located_error(tmp_path: Path) -> None:
         assert all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", n) for n in found)
 
     check()
+
+
+def test_a_huge_or_special_state_file_is_refused_not_read(tmp_path: Path) -> None:
+    """A state.json over the read bound is one located error (no MemoryError, nothing read
+    whole); a FIFO in its place is refused at once instead of hanging the command."""
+    import os
+
+    from berth.fsutil import MAX_READ
+
+    state = StateDir(tmp_path)
+    with state.state_file.open("wb") as out:
+        out.truncate(MAX_READ + 1)  # sparse: big to stat, cheap on disk
+    with pytest.raises(BerthError) as err:
+        state.load()
+    assert str(state.state_file) in str(err.value) and "too large" in str(err.value)
+    assert err.value.exit_code == 2 and "\n" not in str(err.value)
+
+    state.state_file.unlink()
+    os.mkfifo(state.state_file)
+    with pytest.raises(BerthError) as err:
+        state.load()  # would block for ever in open() if read as a plain file
+    assert str(state.state_file) in str(err.value) and "FIFO" in str(err.value)
