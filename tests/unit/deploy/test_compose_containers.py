@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 import pty
 import select
-import signal
 import shutil
+import signal
 import subprocess
 import sys
 import time
