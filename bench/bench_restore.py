@@ -5,9 +5,10 @@ In one run:
   1. for each COUNT: a cold `berth up` of COUNT soft IOCs until every IOC answers Channel
      Access, then `kill -9` of supervisord and `berth up` until every IOC answers again
      (restore), side by side (target: restore ≤ 1.5 × cold up);
-  2. the CPU of one crash-looping IOC (a missing database file) over CRASH_SECONDS: the
-     supervisor's process tree, reaped children included (target ≤ 1 % of a core), and how
-     many starts it made.
+  2. the CPU of one crash-looping IOC over CRASH_SECONDS, twice: one whose start-up fails (a
+     missing database file) and a real IOC that comes up and dies 3 s later; the supervisor's
+     process tree, reaped children included (target ≤ 1 % of a core), and how many starts it
+     made.
 Public tools only: the CA client (aioca, caproto) and /proc.
 """
 
@@ -78,17 +79,29 @@ def restore(count: int, scratch: Path) -> dict[str, float]:
     return figures
 
 
-def crash_loop_cpu(seconds: float, scratch: Path) -> dict[str, float]:
+def crash_loop_cpu(seconds: float, scratch: Path, kind: str) -> dict[str, float]:
+    """A crash loop of one IOC for `seconds`. `kind` "failing": its start-up fails (a missing
+    database file); "short": a real IOC that comes up and is killed 3 s later (a start.sh
+    running `berth run` under `timeout`)."""
     from berth.deploy.local import backend as local
 
-    repo = scratch / "crash"
+    repo = scratch / f"crash-{kind}"
     bad = repo / "services" / "bench-bad-01"
     (bad / "config").mkdir(parents=True)
     (repo / "services" / "values.yaml").write_text(SERVER_LOOPBACK)
     (bad / "values.yaml").write_text("ioc-instance:\n  image: ghcr.io/berth/softioc:bench\n")
-    (bad / "config" / "ioc.yaml").write_text(
-        "ioc_name: bad\nentities:\n  - type: berth.Template\n    file: missing.db\n")
-    state = scratch / "crash-state"
+    if kind == "failing":
+        (bad / "config" / "ioc.yaml").write_text(
+            "ioc_name: bad\nentities:\n  - type: berth.Template\n    file: missing.db\n")
+    else:
+        inner = scratch / f"inner-{kind}"
+        make_beamline(inner, 1, 100, uuid.uuid4().hex[:4].upper())
+        config = next((inner / "services").glob("*/config"))
+        start = bad / "config" / "start.sh"
+        start.write_text(f'#!/bin/sh\nexec timeout -s KILL 3 {sys.executable} -m berth run '
+                         f'{config} --runtime-dir "$RUNTIME_DIR/inner"\n')
+        start.chmod(0o755)
+    state = scratch / f"crash-state-{kind}"
     env = {**os.environ, **LOOPBACK, "BERTH_STATE_DIR": str(state), "BERTH_REPO": str(repo)}
     try:
         berth("deploy-local", "--force", str(bad), env=env)
@@ -100,8 +113,7 @@ def crash_loop_cpu(seconds: float, scratch: Path) -> dict[str, float]:
         took = time.monotonic() - t0
         row = json.loads(berth("ps", "--json", env=env).stdout)[0]
         return {"crash_loop_seconds": took, "crash_loop_cpu_percent": 100 * cpu / took,
-                "crash_loop_starts": float(row["restarts"] + 1),
-                "crash_loop_state_is_crash_looping": float(row["state"] == "crash-looping")}
+                "crash_loop_starts": float(row["restarts"] + 1)}
     finally:
         local.shutdown(state)
 
@@ -119,9 +131,10 @@ def main() -> None:
         for count in (int(c) for c in args.counts.split(",") if c):
             results[f"{count} IOCs"] = restore(count, scratch)
             _show(f"{count} IOCs", results[f"{count} IOCs"])
-        if args.crash_seconds > 0:
-            results["crash loop"] = crash_loop_cpu(args.crash_seconds, scratch)
-            _show("crash loop", results["crash loop"])
+        for kind in ("failing", "short") if args.crash_seconds > 0 else ():
+            title = f"crash loop ({kind})"
+            results[title] = crash_loop_cpu(args.crash_seconds, scratch, kind)
+            _show(title, results[title])
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -174,13 +174,12 @@ def _children(pid: int) -> list[int]:
 
 def test_killed_ioc_restarts_at_once_and_counts(beamline: Beamline) -> None:
     name = "bl01b-di-wave-01"
-    time.sleep(max(0.0, 11 - (beamline.ps()[name]["uptime"] or 0)))  # a good start (≥ 10 s)
-    old = beamline.ps()[name]
+    old = wait_until(lambda: (r := beamline.ps()[name])["ready"] and r, "the IOC ready")
     os.kill(old["pid"], signal.SIGKILL)
     started = time.monotonic()
     row = wait_until(lambda: (r := beamline.ps()[name])["ready"] and r["pid"] != old["pid"]
                      and r, "the IOC back")
-    assert time.monotonic() - started < 9  # no back-off after a run that was a good start
+    assert time.monotonic() - started < 9  # no back-off: the first crash of an IOC that came up
     assert row["restarts"] == old["restarts"] + 1
 
 
@@ -211,6 +210,37 @@ def test_a_crash_loop_backs_off_and_says_so(beamline: Beamline) -> None:
         # startsecs=1 gave 10-20.
         assert 2 <= grown <= 5, grown
         assert beamline.ps()["bl01b-ea-sum-01"]["ready"]  # the others carry on
+    finally:
+        beamline.ok("delete", "-y", name)
+        shutil.rmtree(bad)
+
+
+def test_an_ioc_that_comes_up_then_dies_ends_in_a_slow_loop(beamline: Beamline) -> None:
+    """Repro 4, second form: a start that gets through (here a start.sh, unprobed) and exits 2 s
+    later was a good start as soon as it outlived the initial back-off, so it restarted at once,
+    forever. Only a run of `reset_after` seconds ends a streak now: it backs off and says so."""
+    bad = beamline.repo / "services" / "bl01b-ea-short-01"
+    (bad / "config").mkdir(parents=True)
+    (bad / "values.yaml").write_text(
+        "ioc-instance:\n  image: ghcr.io/berth/softioc:1\n"
+        "berth:\n  restart_backoff: {initial: 1, max: 4}\n")
+    start = bad / "config" / "start.sh"
+    start.write_text("#!/bin/sh\necho short-lived IOC up\nsleep 2\nexit 1\n")
+    start.chmod(0o755)
+    beamline.ok("deploy-local", "--force", str(bad))
+    name = "bl01b-ea-short-01"
+    try:
+        row = wait_until(lambda: (r := beamline.ps()[name])["state"] == "crash-looping" and r,
+                         "crash-looping", timeout=40)
+        assert any("short-lived IOC up" in line for line in row["extra"]["last_log"]), row
+        wait_until(lambda: beamline.ps()[name]["extra"].get("failures", 0) >= 4,
+                   "the back-off at its maximum", timeout=60)
+        first = beamline.ps()[name]["restarts"]
+        time.sleep(18)
+        grown = beamline.ps()[name]["restarts"] - first
+        # A 4 s back-off plus a 2 s run: 18 s → at most 4 starts, where restarting at once
+        # gave 9.
+        assert 1 <= grown <= 4, grown
     finally:
         beamline.ok("delete", "-y", name)
         shutil.rmtree(bad)

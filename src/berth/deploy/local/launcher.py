@@ -5,15 +5,21 @@ It reads `launch.json` (argv, env, cwd) written by berth at deploy time, counts 
 run's output from the previous one in the log, and exec's the IOC: same PID, so supervisord
 tracks the IOC itself.
 
-Before that it decides whether the previous run was a successful start: it reached iocInit
-(the runner's `status.json` for that PID says so) and ran at least the initial back-off. After
-failed starts it waits like Kubernetes does (initial delay, doubling up to a maximum; values
+Before that it decides how the previous run ended. A run that reached iocInit (the runner's
+`status.json` for that PID says so) and then ran `reset_after` seconds (default 600, Kubernetes'
+10 minutes) was healthy: the count of failures starts afresh, as it does when the previous run
+ended with its supervisor (a restore after a supervisor crash). Any shorter run is one more in a
+streak. The first of a streak after a run that reached iocInit restarts at once (a healthy IOC
+that crashed once); after that, and after every start that never reached iocInit, the launcher
+waits like Kubernetes does (initial delay, doubling up to a maximum; values
 `berth.restart_backoff`), asleep and using no CPU, with `starts.json` saying so for `berth ps`
-(`crash-looping`). It also refuses to start a second copy: every IOC process carries its
-identity (BERTH_STATE, BERTH_INSTANCE) in its environment, and a process of the same identity
-still running (a leftover of a killed supervisor that is shutting down, or one started by hand)
-is waited for, then reported. The supervisord config therefore never changes with a deployment, only
-this file does. Imports are kept to the standard library's small modules.
+(`crash-looping`). So an IOC that comes up and dies a little later also ends in a slow loop.
+
+It also refuses to start a second copy: every IOC process carries its identity (BERTH_STATE,
+BERTH_INSTANCE) in its environment, and a process of the same identity still running (a leftover
+of a killed supervisor that is shutting down, or one started by hand) is waited for, then
+reported. The supervisord config therefore never changes with a deployment, only this file does.
+Imports are kept to the standard library's small modules.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import time
 PR_SET_PDEATHSIG = 1
 IDENTITY = ("BERTH_STATE", "BERTH_INSTANCE")  # in every IOC process's environment
 STARTS = "starts.json"  # the launcher's record of the current start and failed ones before
-BACKOFF = {"initial": 10.0, "max": 300.0}  # seconds, as Kubernetes' CrashLoopBackOff
+BACKOFF = {"initial": 10.0, "max": 300.0, "reset_after": 600.0}  # seconds, as Kubernetes
 DUPLICATE_WAIT = 20.0  # seconds a leftover copy has to exit (IOCs get stopwaitsecs=15)
 
 
@@ -75,32 +81,38 @@ def _write_json(path: str, data: dict) -> None:  # type: ignore[type-arg]
             os.unlink(tmp)  # a full disk must not keep the IOC from starting
 
 
-def _failures(instance_dir: str, runtime_dir: str, initial: float) -> int:
-    """Consecutive failed starts before this one: the previous run failed unless it reached
-    iocInit (or runs unprobed) and ran at least `initial` seconds."""
+def _failures(instance_dir: str, runtime_dir: str, reset_after: float) -> tuple[int, bool]:
+    """(runs in the current streak of short ones, whether the last of them reached iocInit).
+    The streak ends with a run that reached iocInit (or runs unprobed) and lasted
+    `reset_after` seconds."""
     previous = _read_json(os.path.join(instance_dir, STARTS))
+    failures = previous.get("failures", 0) if previous else 0
+    failures = failures if isinstance(failures, int) and failures >= 0 else 0
+    if previous.get("supervisor") != os.getppid():
+        return 0, False  # the previous run ended with its supervisor: no fault of the IOC's
     if not previous.get("started"):
-        return int(previous.get("failures", 0) or 0) if previous else 0
+        return failures, False  # killed while waiting out its back-off: the same streak
     status = _read_json(os.path.join(runtime_dir, "status.json"))
-    reached = status.get("pid") == previous.get("pid") and (
+    reached = status.get("pid") == previous.get("pid") and bool(
         status.get("ioc_init") or status.get("phase") == "unprobed")
-    if reached and time.time() - float(previous["started"]) >= initial:
-        return 0
-    return int(previous.get("failures", 0) or 0) + 1
+    if reached and time.time() - float(previous["started"]) >= reset_after:
+        return 0, True
+    return failures + 1, reached
 
 
 def _back_off(instance_dir: str, spec: dict) -> None:  # type: ignore[type-arg]
     settings = {**BACKOFF, **(spec.get("backoff") or {})}
     initial, most = float(settings["initial"]), float(settings["max"])
     runtime = spec.get("env", {}).get("RUNTIME_DIR", os.path.join(instance_dir, "runtime"))
-    failures = _failures(instance_dir, runtime, initial)
+    failures, reached = _failures(instance_dir, runtime, float(settings["reset_after"]))
     path = os.path.join(instance_dir, STARTS)
-    if failures:
+    if failures and not (failures == 1 and reached):
         delay = min(initial * 2 ** (failures - 1), most)
-        _write_json(path, {"pid": os.getpid(), "failures": failures, "delay": delay,
-                           "until": time.time() + delay})
+        _write_json(path, {"pid": os.getpid(), "supervisor": os.getppid(),
+                           "failures": failures, "delay": delay, "until": time.time() + delay})
         time.sleep(delay)
-    _write_json(path, {"pid": os.getpid(), "failures": failures, "started": time.time()})
+    _write_json(path, {"pid": os.getpid(), "supervisor": os.getppid(), "failures": failures,
+                       "started": time.time()})
 
 
 def _refuse_duplicate(instance_dir: str) -> None:

@@ -3,9 +3,10 @@
 the charts ignore:
 
     berth:
-      restart_backoff:      # after a failed start (it never reached iocInit, or ran less than
-        initial: 10         #   `initial` seconds) wait `initial` seconds, doubling after each
-        max: 300            #   further failure up to `max` (Kubernetes' CrashLoopBackOff)
+      restart_backoff:      # after a failed start (it never reached iocInit), or the second
+        initial: 10         #   of several short runs, wait `initial` seconds, doubling after
+        max: 300            #   each further failure up to `max` (Kubernetes' CrashLoopBackOff);
+        reset_after: 600    #   a run that reached iocInit and lasted this long ends the streak
       log:
         max_bytes: 20MB     # output.log is rotated at this size (bytes, or with KB/MB/GB)
         backups: 1          # rotated files kept
@@ -22,7 +23,7 @@ from berth.deploy.services import Service
 from berth.errors import BerthError, Location, Problem
 
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "restart_backoff": {"initial": 10.0, "max": 300.0},
+    "restart_backoff": {"initial": 10.0, "max": 300.0, "reset_after": 600.0},
     "log": {"max_bytes": 20 * 1024 * 1024, "backups": 1},
 }
 _SIZE = re.compile(r"^\s*(\d+)\s*(KB|MB|GB|B)?\s*$", re.IGNORECASE)
@@ -30,8 +31,8 @@ _UNITS = {None: 1, "b": 1, "kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3}
 
 
 def local_settings(service: Service) -> dict[str, dict[str, Any]]:
-    """{"restart_backoff": {"initial", "max"}, "log": {"max_bytes", "backups"}}, defaults
-    filled in; a located error for a value of the wrong kind."""
+    """{"restart_backoff": {"initial", "max", "reset_after"}, "log": {"max_bytes", "backups"}},
+    defaults filled in; a located error for a value of the wrong kind."""
     raw = service.values.get("berth") if service.layout == "helm" else None
     where = Location(service.values_file)
     if raw is None:
