@@ -236,3 +236,37 @@ def _check_private(folder: Path) -> None:
                      folder)
     if stat.S_IMODE(info.st_mode) != 0o700:
         os.chmod(folder, 0o700)  # ours, made by an older berth with the umask's mode
+
+
+def guarded_dir(path: Path) -> Path:
+    """Make `path` (an IOC's runtime folder, which holds its console socket) a folder that
+    others may read but no one else can change: created with the umask's mode less group and
+    other write, and checked to be a real folder owned by this user, whose group/other write
+    bits berth clears, in a parent that no other user can rename it out of. Whoever can
+    replace the console socket reads what the operator types into the IOC shell."""
+    import stat
+
+    path = Path(path)
+    if not os.path.lexists(path):
+        mask = os.umask(0o022)
+        try:
+            path.mkdir(parents=True, exist_ok=True, mode=0o777 & ~(mask | 0o022))
+        finally:
+            os.umask(mask)
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise _error("refusing to use this runtime folder: it is a symbolic link or not a "
+                     "folder (remove it)", path)
+    if info.st_uid != os.getuid():
+        raise _error(f"refusing to use this runtime folder: it belongs to uid {info.st_uid}, "
+                     f"not to you (uid {os.getuid()}); its owner could replace the IOC's console "
+                     "socket (remove it, or choose another --runtime-dir)", path)
+    if info.st_mode & 0o022:
+        os.chmod(path, stat.S_IMODE(info.st_mode) & ~0o022)
+    parent = os.stat(path.parent)
+    others_may_rename = parent.st_mode & 0o022 and not parent.st_mode & stat.S_ISVTX
+    if parent.st_uid not in (0, os.getuid()) or others_may_rename:
+        raise _error("refusing to use this runtime folder: its parent folder can be changed by "
+                     "another user, who could replace the IOC's console socket (choose another "
+                     "--runtime-dir)", path)
+    return path

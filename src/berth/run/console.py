@@ -77,12 +77,19 @@ def is_live(socket_path: Path) -> bool:
 ESCAPE_SEQUENCE = re.compile(rb"\x1b(\[[0-9;?]*[ -/]*[@-~]|O.|.)")
 
 
-def peer_user(sock: socket.socket) -> str:
-    """The Unix user at the other end of a Unix socket (SO_PEERCRED), by name when known."""
+def peer_uid(sock: socket.socket) -> int | None:
+    """The uid of the process at the other end of a Unix socket (SO_PEERCRED)."""
     try:
         creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        uid = struct.unpack("3i", creds)[1]
     except OSError:
+        return None
+    return int(struct.unpack("3i", creds)[1])
+
+
+def peer_user(sock: socket.socket) -> str:
+    """The Unix user at the other end of a Unix socket (SO_PEERCRED), by name when known."""
+    uid = peer_uid(sock)
+    if uid is None:
         return "unknown user"
     import pwd
 
@@ -305,7 +312,8 @@ class _Replies:
 
 def attach(socket_path: Path, read_only: bool = False) -> int:
     """Attach the terminal to an IOC console until Ctrl-] or the IOC stops. Returns an exit code:
-    0 on detach or IOC exit, 1 when no IOC answers at `socket_path`."""
+    0 on detach or IOC exit, 1 when no IOC answers at `socket_path`, 2 when the console is
+    served by another user (not root)."""
     import selectors
     import termios
     import tty
@@ -315,6 +323,13 @@ def attach(socket_path: Path, read_only: bool = False) -> int:
     except OSError as exc:
         print(f"berth: cannot attach to {socket_path}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    server = peer_uid(sock)
+    if server not in (os.getuid(), 0):
+        sock.close()
+        print(f"berth: {socket_path}: refusing to attach: this console is served by uid "
+              f"{server}, not by you (uid {os.getuid()}) or root; it could record what you type",
+              file=sys.stderr)
+        return 2
     if read_only:
         sock.sendall(CONTROL_RO)
     stdin = sys.stdin.fileno()

@@ -347,7 +347,7 @@ def prepare_runtime(launch: Launch) -> None:
     if options is None:
         return
     try:
-        options.runtime_dir.mkdir(parents=True, exist_ok=True)
+        paths.guarded_dir(options.runtime_dir)
     except OSError as exc:
         raise _error(f"cannot create the runtime folder: {exc.strerror}",
                      options.runtime_dir) from None

@@ -364,9 +364,70 @@ def test_console_socket_is_private_under_umask_000(tmp_path: Path) -> None:
         sock = runtime / "console.sock"
         wait_until(sock.exists, "the console socket")
         assert (sock.stat().st_mode & 0o777) == 0o600
+        # Others may read the outputs, but not replace the socket in its folder.
+        assert (runtime.stat().st_mode & 0o777) == 0o755
     finally:
         ioc.terminate()
         ioc.wait(timeout=30)
+
+
+def _as_nobody() -> None:
+    os.setgid(65534)
+    os.setuid(65534)
+
+
+@pytest.mark.parametrize("kind", ["foreign", "foreign parent"])
+def test_a_runtime_dir_others_control_is_refused(tmp_path: Path, kind: str) -> None:
+    """Repro 3, other forms: a --runtime-dir another user owns, or can swap out of its parent,
+    would let them replace the console socket. Refused before anything starts."""
+    if os.getuid() != 0:
+        pytest.skip("making a folder owned by another user needs root")
+    config = REPO_ROOT / "examples" / "bl01b" / "services" / "bl01b-ea-sum-01" / "config"
+    runtime = tmp_path / "rt"
+    if kind == "foreign":
+        runtime.mkdir()
+        os.chown(runtime, 65534, 65534)
+    else:
+        parent = tmp_path / "shared"
+        parent.mkdir(mode=0o777)
+        parent.chmod(0o777)  # writable by all, no sticky bit
+        runtime = parent / "rt"
+    result = run_berth("run", config, "--runtime-dir", runtime, cwd=tmp_path,
+                       env={**LOOPBACK, **SERVER_LOOPBACK}, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"{runtime}: refusing to use this runtime folder" in result.stderr, result.stderr
+    assert not (runtime / "console.sock").exists()
+
+
+def test_attach_refuses_a_console_another_user_serves(tmp_path: Path) -> None:
+    """A planted console (a socket served by another user) gets no keystrokes."""
+    if os.getuid() != 0:
+        pytest.skip("serving as another user needs root")
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="berth-plant-"))
+    try:
+        folder.chmod(0o777)
+        sock = folder / "console.sock"
+        server = subprocess.Popen(  # the system's Python: nobody may not enter berth's venv
+            ["/usr/bin/python3", "-c", "import socket, sys, time\n"
+             "s = socket.socket(socket.AF_UNIX)\ns.bind(sys.argv[1])\ns.listen(1)\n"
+             "print('listening', flush=True)\nc, _ = s.accept()\ntime.sleep(5)\n", str(sock)],
+            preexec_fn=_as_nobody, stdout=subprocess.PIPE, text=True)
+        try:
+            assert server.stdout is not None and server.stdout.readline() == "listening\n"
+            result = subprocess.run(
+                [sys.executable, "-c", "import sys\nfrom pathlib import Path\n"
+                 "from berth.run.console import attach\nsys.exit(attach(Path(sys.argv[1])))",
+                 str(sock)], input="dbl\n", capture_output=True, text=True, timeout=30)
+        finally:
+            server.kill()
+            server.wait()
+        assert result.returncode == 2, result.stderr
+        assert "served by uid 65534" in result.stderr and "refusing to attach" in result.stderr
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
