@@ -11,6 +11,7 @@ the charts ignore:
         max_bytes: 20MB     # output.log is rotated at this size (bytes, or with KB/MB/GB)
         backups: 1          # rotated files kept
 
+A compose-layout repository sets them per service under `x-berth:` (compose ignores `x-` keys).
 They are read when a release is deployed and written to the instance's launch.json.
 """
 
@@ -32,32 +33,35 @@ _UNITS = {None: 1, "b": 1, "kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3}
 
 def local_settings(service: Service) -> dict[str, dict[str, Any]]:
     """{"restart_backoff": {"initial", "max", "reset_after"}, "log": {"max_bytes", "backups"}},
-    defaults filled in; a located error for a value of the wrong kind."""
-    raw = service.values.get("berth") if service.layout == "helm" else None
+    defaults filled in; a located error for a value of the wrong kind. Compose-layout services
+    carry them under the service's `x-berth:` key (compose ignores `x-` keys)."""
+    key = "berth" if service.layout == "helm" else "x-berth"
+    raw = service.values.get(key)
     where = Location(service.values_file)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise _wrong("berth", "a mapping (restart_backoff, log)", where, service.name)
-    result = {key: dict(value) for key, value in DEFAULTS.items()}
+        raise _wrong(key, "a mapping (restart_backoff, log)", where, service.name)
+    result = {section: dict(value) for section, value in DEFAULTS.items()}
     for section, known in DEFAULTS.items():
         given = raw.get(section) or {}
         if not isinstance(given, dict):
-            raise _wrong(f"berth.{section}", f"a mapping ({', '.join(known)})", where,
+            raise _wrong(f"{key}.{section}", f"a mapping ({', '.join(known)})", where,
                          service.name)
-        for key, value in given.items():
-            if key not in known:
-                raise _wrong(f"berth.{section}.{key}", f"one of {', '.join(known)}", where,
+        for name, value in given.items():
+            if name not in known:
+                raise _wrong(f"{key}.{section}.{name}", f"one of {', '.join(known)}", where,
                              service.name)
-            result[section][key] = _value(section, key, value, where, service.name)
+            result[section][name] = _value(f"{key}.{section}.{name}", section, name, value,
+                                           where, service.name)
     backoff = result["restart_backoff"]
     if backoff["max"] < backoff["initial"]:
-        raise _wrong("berth.restart_backoff.max", "at least `initial`", where, service.name)
+        raise _wrong(f"{key}.restart_backoff.max", "at least `initial`", where, service.name)
     return result
 
 
-def _value(section: str, key: str, value: Any, where: Location, entity: str) -> float | int:
-    name = f"berth.{section}.{key}"
+def _value(name: str, section: str, key: str, value: Any, where: Location, entity: str
+           ) -> float | int:
     if section == "restart_backoff":
         if isinstance(value, bool) or not isinstance(value, int | float) or not \
                 0 < value <= 86400:
