@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from berth.deploy import Backend, InstanceStatus
 from berth.deploy.logs import LogQuery
 from berth.errors import BerthError
+from berth.progress import Progress
 
 DEFAULT_TIMEOUT = 60.0
 GIVEN_UP = ("crashed", "fatal", "crash-looping", "not deployed", "not runnable here")
@@ -28,6 +29,7 @@ def wait_ready(backend: Backend, names: Sequence[str], timeout: float = DEFAULT_
     deadline = clock() + timeout
     rows: dict[str, InstanceStatus] = {}
     failed: list[str] = []
+    progress = Progress("ready", len(pending), clock=clock)
     while pending:
         rows = {r.name: r for r in backend.ps()}
         for name in list(pending):
@@ -37,10 +39,12 @@ def wait_ready(backend: Backend, names: Sequence[str], timeout: float = DEFAULT_
             elif row is not None and row.state in GIVEN_UP:
                 pending.remove(name)
                 failed.append(name)
+        progress.update(progress.total - len(pending) - len(failed))
         if not pending or clock() >= deadline:
             break
         time.sleep(_poll_interval(backend))
     failed += pending
+    progress.finish(f"{len(failed)} not ready" if failed else "")
     for name in failed:
         row = rows.get(name)
         how = f"{row.state}{f', {row.health}' if row.health else ''}" if row else "not found"
