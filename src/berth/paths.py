@@ -222,28 +222,39 @@ def private_dir(path: Path, levels: int = 1) -> Path:
 def _check_private(folder: Path) -> None:
     import stat
 
-    try:
-        info = os.lstat(folder)
-    except OSError as exc:
-        raise _error(f"cannot use this folder for sockets: {exc.strerror}", folder) from None
-    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
-        raise _error("refusing to use this for sockets: it is a symbolic link or not a folder "
-                     "(remove it)", folder)
-    if info.st_uid != os.getuid():
-        raise _error(f"refusing to use this socket folder: it belongs to uid {info.st_uid}, "
-                     f"not to you (uid {os.getuid()}); another user could capture or replace "
-                     "the sockets in it (remove it, or use a state folder with a shorter path)",
-                     folder)
+    info = _own_folder(folder, "socket folder", "another user could capture or replace the "
+                       "sockets in it (remove it, or use a state folder with a shorter path)")
     if stat.S_IMODE(info.st_mode) != 0o700:
         os.chmod(folder, 0o700)  # ours, made by an older berth with the umask's mode
 
+
+def _own_folder(folder: Path, what: str, risk: str, root_too: bool = False) -> os.stat_result:
+    """`folder`'s status when it is a real folder (not a symlink) of this user (or, with
+    `root_too`, of root); else an error saying why this `what` is refused and the `risk` of
+    using it anyway."""
+    import stat
+
+    try:
+        info = os.lstat(folder)
+    except OSError as exc:
+        raise _error(f"cannot use this {what}: {exc.strerror}", folder) from None
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise _error(f"refusing to use this {what}: it is a symbolic link or not a folder "
+                     "(remove it)", folder)
+    if info.st_uid != os.getuid() and not (root_too and info.st_uid == 0):
+        raise _error(f"refusing to use this {what}: it belongs to uid {info.st_uid}, not to you "
+                     f"(uid {os.getuid()}); {risk}", folder)
+    return info
 
 def guarded_dir(path: Path) -> Path:
     """Make `path` (an IOC's runtime folder, which holds its console socket) a folder that
     others may read but no one else can change: created with the umask's mode less group and
     other write, and checked to be a real folder owned by this user, whose group/other write
     bits berth clears, in a parent that no other user can rename it out of. Whoever can
-    replace the console socket reads what the operator types into the IOC shell."""
+    replace the console socket reads what the operator types into the IOC shell.
+
+    In a container, root's folders open to all are accepted (a Kubernetes emptyDir is root's,
+    mode 0777, and the IOC's user is the only one in the pod)."""
     import stat
 
     path = Path(path)
@@ -253,15 +264,10 @@ def guarded_dir(path: Path) -> Path:
             path.mkdir(parents=True, exist_ok=True, mode=0o777 & ~(mask | 0o022))
         finally:
             os.umask(mask)
-    info = os.lstat(path)
-    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
-        raise _error("refusing to use this runtime folder: it is a symbolic link or not a "
-                     "folder (remove it)", path)
-    if info.st_uid != os.getuid():
-        raise _error(f"refusing to use this runtime folder: it belongs to uid {info.st_uid}, "
-                     f"not to you (uid {os.getuid()}); its owner could replace the IOC's console "
-                     "socket (remove it, or choose another --runtime-dir)", path)
-    if info.st_mode & 0o022:
+    info = _own_folder(path, "runtime folder", "its owner could replace the IOC's console "
+                       "socket (remove it, or choose another --runtime-dir)",
+                       root_too=in_container())
+    if info.st_mode & 0o022 and info.st_uid == os.getuid():
         os.chmod(path, stat.S_IMODE(info.st_mode) & ~0o022)
     parent = os.stat(path.parent)
     others_may_rename = parent.st_mode & 0o022 and not parent.st_mode & stat.S_ISVTX
@@ -270,3 +276,9 @@ def guarded_dir(path: Path) -> Path:
                      "another user, who could replace the IOC's console socket (choose another "
                      "--runtime-dir)", path)
     return path
+
+
+def in_container() -> bool:
+    """Whether this process runs in a container (docker, podman, Kubernetes)."""
+    return any(os.path.exists(marker) for marker in ("/.dockerenv", "/run/.containerenv")) \
+        or "KUBERNETES_SERVICE_HOST" in os.environ

@@ -6,6 +6,7 @@ has a space in its path."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -183,67 +184,63 @@ def test_killed_ioc_restarts_at_once_and_counts(beamline: Beamline) -> None:
     assert row["restarts"] == old["restarts"] + 1
 
 
-def test_a_crash_loop_backs_off_and_says_so(beamline: Beamline) -> None:
-    """Repro 4: an IOC failing in its start-up restarted every 1-2 s forever. Now: back-off
-    (here 2 s doubling to 4 s, set in its values), `crash-looping` with its last log lines."""
-    bad = beamline.repo / "services" / "bl01b-ea-bad-01"
+@contextlib.contextmanager
+def _looping(beamline: Beamline, name: str, backoff: str, files: dict[str, str],
+             log_line: str, failures: int) -> Iterator[Callable[[float], int]]:
+    """Deploy instance `name` (config `files`, back-off `backoff`), wait until `ps` says it is
+    crash-looping with `log_line` in its last lines and has failed `failures` times; yields
+    a function counting its starts over some seconds. Deleted afterwards."""
+    bad = beamline.repo / "services" / name
     (bad / "config").mkdir(parents=True)
     (bad / "values.yaml").write_text(
         "ioc-instance:\n  image: ghcr.io/berth/softioc:1\n"
-        "berth:\n  restart_backoff: {initial: 2, max: 4}\n")
-    (bad / "config" / "ioc.yaml").write_text(
-        "ioc_name: bad\nentities:\n  - type: berth.Template\n    file: missing.db\n")
+        f"berth:\n  restart_backoff: {backoff}\n")
+    for file, text in files.items():
+        (bad / "config" / file).write_text(text)
+        (bad / "config" / file).chmod(0o755)
     beamline.ok("deploy-local", "--force", str(bad))
-    name = "bl01b-ea-bad-01"
+
+    def starts_over(seconds: float) -> int:
+        first = beamline.ps()[name]["restarts"]
+        time.sleep(seconds)
+        return int(beamline.ps()[name]["restarts"] - first)
+
     try:
         row = wait_until(lambda: (r := beamline.ps()[name])["state"] == "crash-looping" and r,
-                         "crash-looping", timeout=30)
-        assert any("missing.db" in line for line in row["extra"]["last_log"]), row
+                         "crash-looping", timeout=40)
+        assert any(log_line in line for line in row["extra"]["last_log"]), row
         assert "failed start" in row["reason"]
         assert "crash-looping" in beamline.ok("ps")
-        wait_until(lambda: beamline.ps()[name]["extra"].get("failures", 0) >= 3,
-                   "the back-off at its maximum", timeout=40)
-        first = beamline.ps()[name]["restarts"]
-        time.sleep(20)
-        grown = beamline.ps()[name]["restarts"] - first
-        # At most one start per 4 s back-off (plus its ~1 s start-up): 20 s → ≤ 5, where
-        # startsecs=1 gave 10-20.
-        assert 2 <= grown <= 5, grown
-        assert beamline.ps()["bl01b-ea-sum-01"]["ready"]  # the others carry on
+        wait_until(lambda: beamline.ps()[name]["extra"].get("failures", 0) >= failures,
+                   "the back-off at its maximum", timeout=60)
+        yield starts_over
     finally:
         beamline.ok("delete", "-y", name)
         shutil.rmtree(bad)
+
+
+def test_a_crash_loop_backs_off_and_says_so(beamline: Beamline) -> None:
+    """Repro 4: an IOC failing in its start-up restarted every 1-2 s forever. Now: back-off
+    (here 2 s doubling to 4 s, set in its values), `crash-looping` with its last log lines."""
+    ioc_yaml = "ioc_name: bad\nentities:\n  - type: berth.Template\n    file: missing.db\n"
+    with _looping(beamline, "bl01b-ea-bad-01", "{initial: 2, max: 4}",
+                  {"ioc.yaml": ioc_yaml}, "missing.db", 3) as starts_over:
+        # At most one start per 4 s back-off (plus its ~1 s start-up): 20 s → ≤ 5, where
+        # startsecs=1 gave 10-20.
+        assert 2 <= starts_over(20) <= 5
+        assert beamline.ps()["bl01b-ea-sum-01"]["ready"]  # the others carry on
 
 
 def test_an_ioc_that_comes_up_then_dies_ends_in_a_slow_loop(beamline: Beamline) -> None:
     """Repro 4, second form: a start that gets through (here a start.sh, unprobed) and exits 2 s
     later was a good start as soon as it outlived the initial back-off, so it restarted at once,
     forever. Only a run of `reset_after` seconds ends a streak now: it backs off and says so."""
-    bad = beamline.repo / "services" / "bl01b-ea-short-01"
-    (bad / "config").mkdir(parents=True)
-    (bad / "values.yaml").write_text(
-        "ioc-instance:\n  image: ghcr.io/berth/softioc:1\n"
-        "berth:\n  restart_backoff: {initial: 1, max: 4}\n")
-    start = bad / "config" / "start.sh"
-    start.write_text("#!/bin/sh\necho short-lived IOC up\nsleep 2\nexit 1\n")
-    start.chmod(0o755)
-    beamline.ok("deploy-local", "--force", str(bad))
-    name = "bl01b-ea-short-01"
-    try:
-        row = wait_until(lambda: (r := beamline.ps()[name])["state"] == "crash-looping" and r,
-                         "crash-looping", timeout=40)
-        assert any("short-lived IOC up" in line for line in row["extra"]["last_log"]), row
-        wait_until(lambda: beamline.ps()[name]["extra"].get("failures", 0) >= 4,
-                   "the back-off at its maximum", timeout=60)
-        first = beamline.ps()[name]["restarts"]
-        time.sleep(18)
-        grown = beamline.ps()[name]["restarts"] - first
+    start_sh = "#!/bin/sh\necho short-lived IOC up\nsleep 2\nexit 1\n"
+    with _looping(beamline, "bl01b-ea-short-01", "{initial: 1, max: 4}",
+                  {"start.sh": start_sh}, "short-lived IOC up", 4) as starts_over:
         # A 4 s back-off plus a 2 s run: 18 s → at most 4 starts, where restarting at once
         # gave 9.
-        assert 1 <= grown <= 4, grown
-    finally:
-        beamline.ok("delete", "-y", name)
-        shutil.rmtree(bad)
+        assert 1 <= starts_over(18) <= 4
 
 
 def test_log_retention_comes_from_the_values(beamline: Beamline) -> None:
