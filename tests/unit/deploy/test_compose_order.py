@@ -81,3 +81,18 @@ def test_a_healthcheck_becomes_the_engine_health_check(tmp_path: Path) -> None:
                        env={"BERTH_STATE_DIR": str(tmp_path / "state"), "BERTH_ENGINE": "docker"})
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "healthcheck" in result.stderr and "bad" in result.stderr
+
+
+def test_the_compose_file_can_name_its_project(tmp_path: Path) -> None:
+    """Top-level `name:` (interpolated) names the project, so its networks; COMPOSE_PROJECT_NAME
+    still wins, as in compose."""
+    root = compose_repo(tmp_path / "repo-folder", "  web:\n    image: x\n")
+    text = (root / "compose.yaml").read_text()
+    (root / "compose.yaml").write_text("name: ${BL:-bl47p}-Services\n" + text)
+    env = {"BERTH_STATE_DIR": str(tmp_path / "state"), "BERTH_ENGINE": "docker"}
+    result = run_berth("template", "web", "-b", "compose", "-r", root, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "--network bl47p-services_default" in result.stdout
+    result = run_berth("template", "web", "-b", "compose", "-r", root,
+                       env={**env, "COMPOSE_PROJECT_NAME": "other"})
+    assert "--network other_default" in result.stdout

@@ -100,7 +100,8 @@ class ComposeBackend:
             return spec_from_helm(service, version, str(self.repo_root or root))
         host = self.repo_root or root
         env = compose_env(host)
-        project = project_name(host, env)
+        declared = service.source.get("name") if service.source is not None else None
+        project = project_name(host, env, declared)
         named: dict[str, str] = {}
         if not service.values.get("network_mode"):
             labels = {"berth.repo": str(host)}

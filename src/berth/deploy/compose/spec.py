@@ -351,9 +351,11 @@ def network_name(project: str, network: str) -> str:
     return f"{project}_{network}"
 
 
-def project_name(root: Path, env: dict[str, str]) -> str:
-    """Compose's project name: COMPOSE_PROJECT_NAME, else the folder's name, normalised."""
-    raw = env.get("COMPOSE_PROJECT_NAME") or root.name
+def project_name(root: Path, env: dict[str, str], declared: Any = None) -> str:
+    """Compose's project name: COMPOSE_PROJECT_NAME, else the compose file's top-level `name:`
+    (`declared`, interpolated), else the folder's name; normalised as compose does."""
+    raw = env.get("COMPOSE_PROJECT_NAME") or (
+        interpolate(str(declared), env) if declared else "") or root.name
     return re.sub(r"[^a-z0-9_-]", "", raw.lower()) or "default"
 
 
