@@ -31,7 +31,7 @@ import yaml
 from berth.deploy import InstanceStatus, Release, VerbOptions, preflight_release
 from berth.deploy import releases as local_release
 from berth.deploy.compose import networks
-from berth.deploy.compose.order import start_order, wait_for
+from berth.deploy.compose.order import dependencies, start_order, wait_for
 from berth.deploy.compose.spec import (
     ContainerSpec,
     compose_env,
@@ -205,6 +205,7 @@ class ComposeBackend:
     def deploy(self, service: str, version: str | None = None) -> Release:
         repo = self.repo
         self._ioc(repo, service)
+        self._dependencies_first(repo, service)
         label, release, note = self._make_release(repo, service, version)
         return self._install(service, label, release, note)
 
@@ -331,6 +332,8 @@ class ComposeBackend:
     # -- running ----------------------------------------------------------------------------
     def start(self, service: str) -> None:
         spec = self._current_spec(service)
+        if self.repo_root is not None:  # with no repository there are no dependencies to read
+            self._dependencies_first(self.repo, service)
         self._ensure_running(spec)
         self._set_started(service, True)
 
@@ -390,20 +393,42 @@ class ComposeBackend:
         a rollback."""
         repo = self.repo
         instances = self.state.load()
-        results: list[Release] = []
         runnable = self.runnable(repo)
-        for name in start_order(runnable, repo.services):
-            wait_for(self.engine, repo.services[name], runnable,
-                     lambda dep: self._current_spec(dep).name)
-            st = instances.get(name)
-            current = st.deployment if st else None
-            if st is not None and current is not None and (not self.options.latest or st.pinned):
-                results.append(self._install(name, current.version, Path(current.release),
-                                             current.note, keep_pin=True))
-                continue
-            label, release, note = self._make_release(repo, name, None)
-            results.append(self._install(name, label, release, note))
-        return results
+        return [self._bring_up(repo, name, instances, runnable)
+                for name in start_order(runnable, repo.services)]
+
+    def _bring_up(self, repo: ServicesRepo, name: str, instances: dict[str, InstanceState],
+                  runnable: dict[str, Service]) -> Release:
+        """Run `name` as deployed (never deployed: its latest release; `--latest` moves it,
+        unless pinned), once its dependencies meet their conditions."""
+        wait_for(self.engine, repo.services[name], runnable,
+                 lambda dep: self._current_spec(dep).name)
+        st = instances.get(name)
+        current = st.deployment if st else None
+        if st is not None and current is not None and (not self.options.latest or st.pinned):
+            return self._install(name, current.version, Path(current.release), current.note,
+                                 keep_pin=True)
+        label, release, note = self._make_release(repo, name, None)
+        return self._install(name, label, release, note)
+
+    def _dependencies_first(self, repo: ServicesRepo, name: str) -> None:
+        """As `docker compose up NAME`: what `name` depends on (transitively) runs first, each
+        as deployed (never deployed: its latest release); `name`'s conditions are then met."""
+        runnable = self.runnable(repo)
+        if name not in runnable or not dependencies(runnable[name]):
+            return
+        needed, todo = set(), [name]
+        while todo:
+            for dep in dependencies(runnable[todo.pop()]):
+                if dep in runnable and dep not in needed:
+                    needed.add(dep)
+                    todo.append(dep)
+        instances = self.state.load()
+        for dep in start_order(runnable, repo.services):
+            if dep in needed:
+                self._bring_up(repo, dep, instances, runnable)
+        wait_for(self.engine, repo.services[name], runnable,
+                 lambda dep: self._current_spec(dep).name)
 
     def down(self) -> None:
         """Remove every container of this repository (deployments and data volumes are kept)."""
