@@ -55,6 +55,9 @@ def register(app: "typer.Typer") -> None:
             "--no-wait", help="Do not wait for the devices of wait_list.yaml.")] = False,
         strict: Annotated[bool, typer.Option(
             "--strict", help="An undefined macro in the substitutions is an error.")] = False,
+        prebuilt: Annotated[Path | None, typer.Option(
+            "--prebuilt", help="Start from the outputs built ahead in DIR (the local backend "
+            "builds them at deploy time) when they were made for this start.")] = None,
     ) -> None:
         """Start an IOC instance: start.sh > ioc.py > instance YAML > st.cmd (it keeps this PID).
 
@@ -65,7 +68,8 @@ def register(app: "typer.Typer") -> None:
         as for any IOC; BERTH_DATA_DIR/AUTOSAVE_DIR name its data folder.
         """
         options = RunOptions.from_values(config_dir, ioc_dir, runtime_dir, ioc_name,
-                                         console_socket, list(defs or []), no_wait, strict)
+                                         console_socket, list(defs or []), no_wait, strict,
+                                         prebuilt=prebuilt)
         launch = plan(options)
         prepare_runtime(launch)
         exec_launch(launch)  # the runtime folder is built while the IOC process starts

@@ -46,6 +46,7 @@ RUN_OPTIONS: dict[str, tuple[str, str, str]] = {
     "--defs": ("defs", "many", ""),
     "--no-wait": ("no_wait", "flag", ""),
     "--strict": ("strict", "flag", ""),
+    "--prebuilt": ("prebuilt", "one", ""),
 }
 
 
@@ -53,7 +54,8 @@ class RunOptions:
     def __init__(self, config_dir: Path, ioc_dir: Path = Path(DEFAULT_IOC_DIR),
                  runtime_dir: Path = Path(DEFAULT_RUNTIME_DIR), ioc_name: str | None = None,
                  console_socket: Path | None = None, defs: list[Path] | None = None,
-                 wait: bool = True, strict: bool = False) -> None:
+                 wait: bool = True, strict: bool = False, prebuilt: Path | None = None
+                 ) -> None:
         self.config_dir = config_dir
         self.ioc_dir = ioc_dir
         self.runtime_dir = runtime_dir
@@ -62,6 +64,7 @@ class RunOptions:
         self.defs: list[Path] = [] if defs is None else defs
         self.wait = wait
         self.strict = strict
+        self.prebuilt = prebuilt  # outputs built at deploy time (berth.run.prebuilt)
 
     def __repr__(self) -> str:
         return f"RunOptions({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
@@ -71,7 +74,8 @@ class RunOptions:
                     runtime_dir: str | Path | None = None, ioc_name: str | None = None,
                     console_socket: str | Path | None = None, defs: list[Path] | None = None,
                     no_wait: bool = False, strict: bool = False,
-                    env: Mapping[str, str] | None = None) -> RunOptions:
+                    env: Mapping[str, str] | None = None,
+                    prebuilt: str | Path | None = None) -> RunOptions:
         """Options as the user gave them; missing ones from $IOC, $RUNTIME_DIR, $IOC_NAME of
         `env` (default this process's), else the container defaults."""
         env = os.environ if env is None else env
@@ -82,6 +86,7 @@ class RunOptions:
             ioc_name=ioc_name or env.get("IOC_NAME") or None,
             console_socket=Path(console_socket) if console_socket else None,
             defs=list(defs or []), wait=not no_wait, strict=strict,
+            prebuilt=Path(prebuilt) if prebuilt else None,
         )
 
     @classmethod
@@ -98,7 +103,7 @@ class RunOptions:
         return cls.from_values(
             Path(opts.positional[0]), one.get("ioc_dir"), one.get("runtime_dir"),
             one.get("ioc_name"), one.get("console_socket"), opts.paths("defs"),
-            "no_wait" in opts.flags, "strict" in opts.flags, env)
+            "no_wait" in opts.flags, "strict" in opts.flags, env, one.get("prebuilt"))
 
 
 class Launch:
@@ -200,24 +205,25 @@ def _expand_subst(subst: Path, out: Path, include: list[Path], strict: bool) -> 
     atomic_write(out, text)
 
 
-def _generate(launch: Launch, options: RunOptions, ioc_dir: Path) -> None:
+def support_defs(launch: Launch, options: RunOptions) -> list[Path]:
+    """The support definitions generation reads."""
+    env = launch.generation_env()
+    defs = paths.support_files() if launch.embedded else paths.default_defs(env)
+    return defs + list(options.defs)
+
+
+def _generate(launch: Launch, options: RunOptions, ioc_dir: Path, out: Path) -> None:
     from berth.ioc import generate as gen
 
-    env = launch.generation_env()
-    defs = (paths.support_files() if launch.embedded else paths.default_defs(env))
     gen_options = gen.GenerateOptions.from_env(
-        env, ioc_dir=str(ioc_dir), runtime_dir=str(options.runtime_dir),
+        launch.generation_env(), ioc_dir=str(ioc_dir), runtime_dir=str(options.runtime_dir),
         ioc_name=options.ioc_name,
     )
-    files = launch.files
-    defs = defs + list(options.defs)
-    generated = gen.generate(files, defs, gen_options)
-    gen.write_outputs(generated, options.runtime_dir)
-    if generated.wait_list is None:
-        (options.runtime_dir / "wait_list.yaml").unlink(missing_ok=True)
+    generated = gen.generate(launch.files, support_defs(launch, options), gen_options)
+    gen.write_outputs(generated, out)
 
 
-def _ibek_runtime_steps(launch: Launch, options: RunOptions) -> None:
+def _ibek_runtime_steps(launch: Launch, options: RunOptions, out: Path) -> None:
     """What ioc-template's start.sh runs after `ibek runtime generate2`: place-files, then
     generate-autosave (request templates linked in $EPICS_ROOT/autosave as ibek does; the
     embedded soft IOC, outside any Generic IOC, keeps them in <runtime>/autosave)."""
@@ -225,11 +231,30 @@ def _ibek_runtime_steps(launch: Launch, options: RunOptions) -> None:
     from berth.ioc.place import place_files
 
     root = paths.epics_root(launch.base_env)
-    runtime = options.runtime_dir
-    place_files(options.config_dir, runtime)
-    req_dir = runtime / "autosave" if launch.embedded else root / "autosave"
-    generate_autosave(runtime / "ioc.subst", runtime, req_dir, root / "support",
-                      options.config_dir)
+    place_files(options.config_dir, out)
+    req_dir = out / "autosave" if launch.embedded else root / "autosave"
+    generate_autosave(out / "ioc.subst", out, req_dir, root / "support", options.config_dir)
+
+
+def builds_outputs(launch: Launch) -> bool:
+    """Whether starting `launch` generates or expands files into the runtime folder."""
+    return launch.options is not None and (launch.instance is not None or (
+        launch.mode == "st.cmd" and launch.subst is not None and launch.subst.is_file()))
+
+
+def build_outputs(launch: Launch, out: Path) -> None:
+    """Generate from the instance YAML, run ibek's runtime steps and expand ioc.subst into
+    ioc.db, writing into `out` (the runtime folder, or a folder built ahead of the start, as
+    the files would be in the runtime folder)."""
+    options = launch.options
+    assert options is not None
+    if launch.instance is not None and launch.ioc_dir is not None:
+        _generate(launch, options, launch.ioc_dir, out)
+        _ibek_runtime_steps(launch, options, out)
+    subst = out / "ioc.subst" if launch.instance is not None else launch.subst
+    if subst is not None and subst.is_file():
+        include = [out if p == options.runtime_dir else p for p in launch.include]
+        _expand_subst(subst, out / "ioc.db", include, options.strict)
 
 
 def _check_console_free(socket_path: Path) -> None:
@@ -273,7 +298,7 @@ def plan(options: RunOptions, env: Mapping[str, str] | None = None) -> Launch:
     ioc_name = options.ioc_name or default_ioc_name(config)
     socket_path = (options.console_socket or runtime / "console.sock").absolute()
     decided = RunOptions(config, options.ioc_dir, runtime, ioc_name, socket_path,
-                         list(options.defs), options.wait, options.strict)
+                         list(options.defs), options.wait, options.strict, options.prebuilt)
 
     binary = paths.generic_binary(options.ioc_dir)
     embedded = binary is None
@@ -316,7 +341,7 @@ def plan(options: RunOptions, env: Mapping[str, str] | None = None) -> Launch:
     if startup.kind == "python":  # its environment is built (or reused) by `build`
         from berth.run import pysoft
 
-        runner += ["--exec", str(pysoft.python(pysoft.venv_dir(config))), str(pysoft.BOOT),
+        runner += ["--exec", str(pysoft.interpreter(config, base_env)), str(pysoft.BOOT),
                    str(startup.files[0])]
         return Launch(runner, launch_env, "python", **common)  # type: ignore[arg-type]
 
@@ -393,11 +418,11 @@ def build(launch: Launch) -> None:
         pysoft.ensure_venv(options.config_dir, lambda text: print(text, file=sys.stderr,
                                                                    flush=True))
         return
-    if launch.instance is not None and launch.ioc_dir is not None:
-        _generate(launch, options, launch.ioc_dir)
-        _ibek_runtime_steps(launch, options)
-    if launch.subst is not None and launch.subst.is_file():
-        _expand_subst(launch.subst, runtime / "ioc.db", launch.include, options.strict)
+    if builds_outputs(launch):
+        from berth.run import prebuilt
+
+        if options.prebuilt is None or not prebuilt.use(launch, options.prebuilt):
+            build_outputs(launch, runtime)
     wait_list = runtime / "wait_list.yaml"
     if launch.mode == "yaml" and options.wait and wait_list.is_file():
         from berth.run import waitlist

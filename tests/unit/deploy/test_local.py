@@ -38,6 +38,7 @@ SERVER_LOOPBACK = {
     "EPICS_PVAS_BEACON_ADDR_LIST": "127.0.0.1",
 }
 IOC_READY = "iocRun: All initialization complete"
+MARKER = "### berth:"  # opens each run in an instance's log
 FOREIGN_IMAGE = "ghcr.io/epics-containers/ioc-adaravis-runtime:2024.11.1"
 # Channel Access PVs of each example instance (after the prefix), one or more per shape.
 CA_PVS = {
@@ -380,6 +381,40 @@ def test_up_keeps_a_rolled_back_version(beamline: Beamline) -> None:
     assert ca_get(a_pv)[0] == pytest.approx(2.54)
     history = json.loads(beamline.ok("history", name, "--json"))
     assert [h["version"] for h in history] == ["v2", "v1", "v2", "v1"]
+
+
+def _run_log(beamline: Beamline, name: str) -> str:
+    """The current run's lines of an instance's log."""
+    log = (beamline.state / "instances" / name / "output.log").read_text()
+    return log[log.rindex(MARKER):]
+
+
+def test_an_ioc_starts_from_the_outputs_built_at_deploy(beamline: Beamline) -> None:
+    """Generation happens once, right after the checks of a deploy: the IOC's start copies
+    those outputs into its runtime folder (same bytes, same times) instead of generating, and
+    only the current release's are kept."""
+    name = "bl01b-ea-sum-01"
+    a_pv = beamline.pv("EA-SUM-01:A")
+    instance = beamline.state / "instances" / name
+    beamline.ok("deploy", name, "v2", "--wait")
+    assert ca_get(a_pv)[0] == pytest.approx(3.25)
+    release = Path(beamline.ps()[name]["extra"]["release"])
+    built = instance / "prebuilt" / release.name
+    assert [p.name for p in (instance / "prebuilt").iterdir()] == [release.name]
+    launch = json.loads((instance / "launch.json").read_text())
+    assert launch["argv"][-2:] == ["--prebuilt", str(built)]
+    for output in ("st.cmd", "ioc.subst", "ioc.db"):
+        copy, made = instance / "runtime" / output, built / output
+        assert copy.read_bytes() == made.read_bytes()
+        assert copy.stat().st_mtime_ns == made.stat().st_mtime_ns, f"{output} was regenerated"
+    assert '"3.25"' in (built / "st.cmd").read_text()
+    assert "generating" not in _run_log(beamline, name)
+
+    beamline.ok("rollback", name, "v1", "--wait")  # back, for the tests that follow
+    assert ca_get(a_pv)[0] == pytest.approx(2.54)
+    back = Path(beamline.ps()[name]["extra"]["release"]).name
+    assert [p.name for p in (instance / "prebuilt").iterdir()] == [back]
+    assert "generating" not in _run_log(beamline, name)
 
 
 def test_deploy_refuses_what_check_rejects_and_the_ioc_keeps_running(

@@ -30,15 +30,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
 from berth.deploy import (
     InstanceStatus,
+    Preflight,
     Release,
     VerbOptions,
-    preflight_release,
     refuse_on_errors,
 )
 from berth.deploy import releases as local_release
@@ -51,8 +51,10 @@ from berth.deploy.services import Service, ServicesRepo
 from berth.deploy.state import SAFE_NAME, InstanceState, StateDir, default_state_dir
 from berth.errors import BerthError, Location, Problem
 from berth.fsutil import atomic_write
-from berth.run import ready
+from berth.progress import Progress
+from berth.run import prebuilt, ready
 from berth.run.ioc_map import how_to_run
+from berth.run.launch import RunOptions
 
 MARKER = "### berth:"  # starts the launcher's line opening each run in an instance's log
 SUPERVISOR_STATES = {
@@ -169,6 +171,11 @@ class LocalBackend:
             (instance_dir / sub).mkdir(parents=True, exist_ok=True)
         self.state.make_socket_dir()
         atomic_write(instance_dir / "launch.json", json.dumps(spec, indent=2) + "\n", mode=0o600)
+        argv = spec["argv"]
+        kept = argv[argv.index("--prebuilt") + 1] if "--prebuilt" in argv else None
+        for folder in (instance_dir / "prebuilt").glob("*"):  # other releases' (or unused)
+            if str(folder) != kept:
+                local_release.remove_tree(folder)
 
     def _apply(self, instances: dict[str, InstanceState], restart: Sequence[str] = ()) -> None:
         """Save the desired state, bring supervisord's config in line and (re)start what must.
@@ -219,25 +226,62 @@ class LocalBackend:
             (self.state.instance_dir(st.name) / STARTS).unlink(missing_ok=True)
 
     def _install(self, instances: dict[str, InstanceState], name: str, root: Path,
-                 version: str, release: Path, note: str, pin: bool = False
+                 version: str, release: Path, note: str, specs: dict[str, dict[str, Any]]
                  ) -> tuple[Release, bool]:
         """Make `release` (of repository `root`) the deployed release of `name`; returns
-        (history entry, whether it changed). The caller has run the checks."""
+        (history entry, whether it changed). `specs`: what `_prepare` made of the releases
+        that are not current."""
         st = instances.setdefault(name, InstanceState(name))
         st.claim(root, self.state.state_file)
         if not _is_current(st, release):
-            spec = self._launch_spec(name, release, version)
-            entry, changed = st.record(version, release, note, pin)
+            spec = specs[name]
+            entry, changed = st.record(version, release, note)
             self._write_launch(name, spec)
             return entry, changed
-        return st.record(version, release, note, pin)
+        return st.record(version, release, note)
 
-    def _check(self, instances: dict[str, InstanceState], name: str, release: Path,
-               shown_as: str) -> None:
-        """The pre-flight checks, unless `release` is what already runs (nothing changes)."""
-        st = instances.get(name)
-        if st is None or not _is_current(st, release):
-            preflight_release(self.options, release, name, shown_as)
+    def _prepare(self, instances: dict[str, InstanceState],
+                 jobs: Sequence[tuple[str, Path, str, str]], always: bool = False
+                 ) -> dict[str, dict[str, Any]]:
+        """For each (name, release, shown as, version) whose release is not what runs (every
+        one with `always`): run the pre-flight checks (unless --force) and build the outputs
+        its start would generate (`berth.run.prebuilt`), in parallel processes. Returns the
+        launch specs; one error lists the problems of every release that fails its checks.
+
+        In processes, not threads: checks and builds set the instance's environment while
+        they generate (as in its container), which threads would share. Most of a check waits
+        for its EPICS-load subprocess, so twice the cores keeps them busy."""
+        todo = [job for job in jobs if always or job[0] not in instances
+                or not _is_current(instances[job[0]], job[1])]
+        if not todo:
+            return {}
+        preflight = None if self.options.force else self.options.preflight
+        specs = {name: self._launch_spec(name, release, version)
+                 for name, release, _shown, version in todo}
+        work = [(preflight, name, release, specs[name],
+                 str(self.state.instance_dir(name) / "prebuilt" / release.name))
+                for name, release, _shown, _version in todo]
+        workers = min(len(todo), 2 * (os.cpu_count() or 1))
+        progress = Progress("checking" if preflight is not None else "preparing", len(work))
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = [pool.submit(_check_and_build, job) for job in work]
+            pending = set(futures)
+            while pending:
+                pending = wait(pending, timeout=0.5)[1]
+                progress.update(len(futures) - len(pending))
+            found = [future.result() for future in futures]
+        progress.finish()
+        problems: list[Problem] = []
+        for (name, release, shown, _version), (each, built) in zip(todo, found, strict=True):
+            try:
+                refuse_on_errors(each, release, name, shown)
+            except BerthError as err:
+                problems.extend(err.problems)
+            if built is not None:
+                specs[name]["argv"] += ["--prebuilt", built]
+        if problems:
+            raise BerthError(problems)
+        return specs
 
     # -- verbs ------------------------------------------------------------------------------
     def ps(self) -> list[InstanceStatus]:
@@ -384,9 +428,10 @@ class LocalBackend:
             releases = self.state.releases_dir(service)
             with _forget_new_releases(releases):
                 label, release, note = local_release.make(repo, service, version, releases)
-                self._check(instances, service, release, _shown_as(repo.root, label))
+                specs = self._prepare(instances, [(service, release, _shown_as(repo.root, label),
+                                                   label)])
                 entry, changed = self._install(instances, service, repo.root, label, release,
-                                               note)
+                                               note, specs)
             self._apply(instances, restart=[service] if changed else [])
             return entry
 
@@ -401,9 +446,9 @@ class LocalBackend:
             with _forget_new_releases(releases):
                 label, release = local_release.from_working_copy(repo.root, name, repo.layout,
                                                                  releases)
-                self._check(instances, name, release, str(repo.root))
+                specs = self._prepare(instances, [(name, release, str(repo.root), label)])
                 entry, changed = self._install(instances, name, repo.root, label, release,
-                                               f"working copy of {repo.root}")
+                                               f"working copy of {repo.root}", specs)
             self._apply(instances, restart=[name] if changed else [])
             return entry
 
@@ -502,11 +547,11 @@ class LocalBackend:
             st = self._known(instances, service)
             target, note = st.rollback_target(version)
             release = Path(target.release)
-            self._check(instances, service, release,
-                        _shown_as(Path(st.repo) if st.repo else release, target.version))
-            spec = self._launch_spec(service, release, target.version)
+            shown = _shown_as(Path(st.repo) if st.repo else release, target.version)
+            specs = self._prepare(instances, [(service, release, shown, target.version)],
+                                  always=True)
             entry, _changed = st.record(target.version, release, note, pin=True)
-            self._write_launch(service, spec)
+            self._write_launch(service, specs[service])
             self._apply(instances, restart=[service])
             return entry
 
@@ -535,10 +580,12 @@ class LocalBackend:
             try:
                 for each in repos:
                     self._plan_up(each, instances, results, new, made)
-                self._check_all(instances, new)
+                specs = self._prepare(instances, [
+                    (name, release, _shown_as(root, label), label)
+                    for name, (root, label, release, _note) in sorted(new.items())])
                 for name, (root, label, release, note) in sorted(new.items()):
                     results[name], _changed = self._install(instances, name, root, label,
-                                                            release, note)
+                                                            release, note, specs)
             except BaseException:
                 for folder in made:
                     local_release.remove_tree(folder)
@@ -583,36 +630,6 @@ class LocalBackend:
                 print(f"berth: {name}: {st.deployment.version} → {label}", file=sys.stderr)
             new[name] = (repo.root, label, release, note)
 
-    def _check_all(self, instances: dict[str, InstanceState],
-                   new: dict[str, tuple[Path, str, Path, str]]) -> None:
-        """The pre-flight checks of every release `up` installs, in parallel; one error
-        listing the problems of all that fail.
-
-        In processes, not threads: a check sets the instance's environment while it generates
-        (as in its container), which threads would share. Most of a check waits for its
-        EPICS-load subprocess, so twice the cores keeps them busy."""
-        preflight = self.options.preflight
-        todo = [(name, new[name][2], _shown_as(new[name][0], new[name][1])) for name in sorted(new)
-                if name not in instances or not _is_current(instances[name], new[name][2])]
-        if self.options.force or preflight is None or not todo:
-            return
-        releases, names = [t[1] for t in todo], [t[0] for t in todo]
-        if len(todo) == 1:
-            found = [preflight(releases[0], names[0])]
-        else:
-            workers = min(len(todo), 2 * (os.cpu_count() or 1))
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")
-                                     ) as pool:
-                found = list(pool.map(preflight, releases, names))
-        problems: list[Problem] = []
-        for (name, release, shown), each in zip(todo, found, strict=True):
-            try:
-                refuse_on_errors(each, release, name, shown)
-            except BerthError as err:
-                problems.extend(err.problems)
-        if problems:
-            raise BerthError(problems)
-
     def down(self) -> list[str]:
         """Stop this repository's instances (every one with --all) at once; the supervisor
         stops too when no instance is left to run. Desired: stopped, survives restarts.
@@ -649,6 +666,34 @@ class LocalBackend:
             local_release.remove_tree(release)
         return f"{program}\n; {self.state.instance_dir(service) / 'launch.json'}\n" + \
             json.dumps(spec, indent=2) + "\n"
+
+
+def _check_and_build(job: tuple[Preflight | None, str, Path, dict[str, Any], str]
+                     ) -> tuple[list[Problem], str | None]:
+    """In a worker process: the checks of instance `name` of `release` (none without a
+    checker), then, when they found no error, the outputs its start generates, built ahead
+    into `out` (None when its start generates nothing or fails: it then reports that)."""
+    preflight, name, release, spec, out = job
+    problems = preflight(release, name) if preflight is not None else []
+    if any(p.severity == "error" for p in problems):
+        return problems, None
+    default = [sys.executable, "-m", "berth", "run"]
+    argv = spec["argv"]
+    options = RunOptions.from_argv(argv[len(default):]) if argv[:4] == default else None
+    if options is None:
+        return problems, None
+    env = {**local_supervisor.clean_environment(), **spec["env"]}
+    saved = dict(os.environ)
+    os.environ.clear()  # as the IOC's start would see it (template names may use it)
+    os.environ.update(env)
+    try:
+        built = prebuilt.build(options, Path(out), env, list(spec["env"]))
+    except (BerthError, OSError):
+        built = False
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return problems, out if built else None
 
 
 def _read_json(path: Path) -> dict[str, Any]:
