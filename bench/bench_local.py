@@ -5,8 +5,11 @@ In one run, on a generated beamline of COUNT soft IOCs of RECORDS records each:
      `berth run` processes without the supervisor (the ratio is the supervisor's cost);
   2. `berth ps` over all instances (median of 5);
   3. idle CPU of the IOCs plus supervisord over 10 s (percent of one core);
-  4. time for a killed IOC (kill -9) to answer CA again (median of 3).
-Targets: up ≤ 12 s for 50, ps ≤ 0.3 s, idle ≤ 10 %, killed IOC ≤ 3 s.
+  4. time for a killed IOC (kill -9) to answer CA again (median of 3);
+  5. `berth attach NAME` of a piped `dbl` (whole command, median of 5);
+  6. `berth down -y` of every instance (until each IOC process has ended).
+Targets: up ≤ 12 s for 50, ps (with readiness) ≤ 0.3 s, idle ≤ 10 %, killed IOC ≤ 3 s,
+attach of a piped dbl ≤ 0.3 s, down of 6 ≤ 1 s.
 """
 
 from __future__ import annotations
@@ -32,6 +35,15 @@ LOOPBACK = {
     "EPICS_PVA_AUTO_ADDR_LIST": "NO",
 }
 os.environ.update(LOOPBACK)  # before aioca loads libca
+# The IOCs' own settings: beacons stay on loopback (the repository's values, and bare runs' env)
+SERVER_ENV = {
+    "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
+    "EPICS_CAS_BEACON_ADDR_LIST": "127.255.255.255",
+    "EPICS_PVAS_AUTO_BEACON_ADDR_LIST": "NO",
+    "EPICS_PVAS_BEACON_ADDR_LIST": "127.0.0.1",
+}
+SERVER_LOOPBACK = "global:\n  env:\n" + "".join(
+    f'    - {{name: {k}, value: "{v}"}}\n' for k, v in SERVER_ENV.items())
 
 
 def _scan(i: int) -> str:
@@ -46,7 +58,7 @@ def _set_prefix(repo: Path, old: str, new: str) -> None:
 def make_beamline(root: Path, count: int, records: int, tag: str) -> list[str]:
     """A Helm-layout repo of `count` soft IOCs; returns one PV per IOC (its last record)."""
     (root / "services").mkdir(parents=True)
-    (root / "services" / "values.yaml").write_text("global:\n  domain: bench\n")
+    (root / "services" / "values.yaml").write_text(SERVER_LOOPBACK)
     db = "".join(
         f'record(calc, "$(P)CALC{i:03d}") {{\n  field(SCAN, "{_scan(i)}")\n'
         f'  field(INPA, "$(P)CALC{i:03d} NPP")\n  field(CALC, "A+1")\n}}\n'
@@ -113,8 +125,16 @@ def killed_ioc_answers_again(pid: int, pv: str) -> float:
     return time.monotonic() - t0
 
 
-def berth(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([sys.executable, "-m", "berth", *args], env=env,
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def berth(*args: str, env: dict[str, str], stdin: str | None = None
+          ) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([sys.executable, "-m", "berth", *args], env=env, input=stdin,
                             capture_output=True, text=True, timeout=300)
     if result.returncode != 0:
         raise SystemExit(f"berth {' '.join(args)} failed: {result.stderr}")
@@ -129,7 +149,7 @@ def bare_runners(repo: Path, scratch: Path, pvs: list[str], env: dict[str, str])
         if not folder.is_dir():
             continue
         runtime = scratch / folder.name
-        run_env = {**env, "IOC_NAME": folder.name}
+        run_env = {**env, **SERVER_ENV, "IOC_NAME": folder.name}
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "berth", "run", str(folder / "config"), "--runtime-dir",
              str(runtime), "--console-socket", str(scratch / f"{folder.name[-2:]}.sock")],
@@ -217,6 +237,7 @@ def main() -> None:
             rows = json.loads(berth("ps", "--json", env=env).stdout)
             times.append(time.monotonic() - t0)
         assert sum(r["state"] == "running" for r in rows) == args.count, rows
+        assert sum(bool(r.get("ready")) for r in rows) == args.count, "not all ready"
         figures["ps_median_s"] = statistics.median(times)
         backend = local.LocalBackend(repo, state)
         t0 = time.monotonic()
@@ -235,6 +256,22 @@ def main() -> None:
             row = next(r for r in rows if r["name"] == f"bench-ioc-{victim:02d}")
             kills.append(killed_ioc_answers_again(row["pid"], pvs[victim]))
         figures["killed_ioc_answers_again_s"] = statistics.median(kills)
+
+        wait_all(pvs)
+        times = []
+        for _ in range(5):
+            t0 = time.monotonic()
+            out = berth("attach", "bench-ioc-03", env=env, stdin="dbl\n").stdout
+            times.append(time.monotonic() - t0)
+            assert pvs[3] in out, out
+        figures["attach_piped_dbl_median_s"] = statistics.median(times)
+
+        pids = [r["pid"] for r in json.loads(berth("ps", "--json", env=env).stdout)]
+        t0 = time.monotonic()
+        berth("down", "-y", env=env)
+        while any(alive(pid) for pid in pids):
+            time.sleep(0.01)
+        figures["down_all_s"] = time.monotonic() - t0
         local.shutdown(state)
         bare_times.append(bare())
         figures["bare_runners_before_s"], figures["bare_runners_after_s"] = bare_times

@@ -26,21 +26,15 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_local import LOOPBACK, berth, make_beamline, tree_cpu, wait_all  # noqa: E402
-
-SERVER_LOOPBACK = (
-    "global:\n  env:\n"
-    "    - {name: EPICS_CAS_AUTO_BEACON_ADDR_LIST, value: \"NO\"}\n"
-    "    - {name: EPICS_CAS_BEACON_ADDR_LIST, value: 127.255.255.255}\n"
-    "    - {name: EPICS_PVAS_AUTO_BEACON_ADDR_LIST, value: \"NO\"}\n"
-    "    - {name: EPICS_PVAS_BEACON_ADDR_LIST, value: 127.0.0.1}\n")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
+from bench_local import (  # noqa: E402
+    LOOPBACK,
+    SERVER_LOOPBACK,
+    alive,
+    berth,
+    make_beamline,
+    tree_cpu,
+    wait_all,
+)
 
 
 def restore(count: int, scratch: Path) -> dict[str, float]:
@@ -49,7 +43,6 @@ def restore(count: int, scratch: Path) -> dict[str, float]:
     tag = uuid.uuid4().hex[:4].upper()
     repo = scratch / f"repo{count}"
     pvs = make_beamline(repo, count, 20, tag)
-    (repo / "services" / "values.yaml").write_text(SERVER_LOOPBACK)
     state = scratch / f"state{count}"
     env = {**os.environ, **LOOPBACK, "BERTH_STATE_DIR": str(state), "BERTH_REPO": str(repo)}
     figures: dict[str, float] = {}
@@ -64,7 +57,7 @@ def restore(count: int, scratch: Path) -> dict[str, float]:
         supervisor = int((state / "supervisord.pid").read_text())
         t0 = time.monotonic()
         os.kill(supervisor, signal.SIGKILL)
-        while any(_alive(p) for p in old):
+        while any(alive(p) for p in old):
             time.sleep(0.01)
         figures["old_iocs_gone_s"] = time.monotonic() - t0
         t1 = time.monotonic()
