@@ -33,6 +33,7 @@ BASE_IMAGE = "berth-base:bookworm"
 # The name the example beamline and the local backend use for berth's soft-IOC image.
 IMAGE_NAME = "ghcr.io/berth/softioc"
 SUITE = "bookworm"
+IMAGE_EXTRAS = "softioc"  # pyproject extras the image holds: Python soft IOCs run there too
 # python3-venv brings ensurepip; nothing here compiles, so the base has no compiler.
 BASE_PACKAGES = ("python3", "python3-venv")
 FALLBACK_MIRROR = "http://deb.debian.org/debian"
@@ -144,23 +145,24 @@ def wheel_cache() -> Path:
 
 
 def collect_wheels(dest: Path) -> None:
-    """berth's own wheel plus every dependency's, into `dest` (dependencies cached)."""
+    """berth's own wheel plus every dependency's (with the image's extras), into `dest`
+    (dependencies cached)."""
     cache = wheel_cache()
     cache.mkdir(parents=True, exist_ok=True)
     own = Path(tempfile.mkdtemp(prefix="berth-wheel-", dir=dest.parent))
     try:
         berth_wheel = own_wheel(own)
+        wanted = f"{berth_wheel}[{IMAGE_EXTRAS}]"
         # pip prefers a file already in --dest: a berth wheel left there from an earlier build
         # would bring its old requirements along.
         for stale in cache.glob("berth-*.whl"):
             stale.unlink()
         # Resolve the dependencies from the cache first; download only what is missing.
         offline = _pip("download", "--quiet", "--no-index", "--find-links", str(cache),
-                       "--find-links", str(own), "--dest", str(cache), str(berth_wheel),
-                       check=False)
+                       "--find-links", str(own), "--dest", str(cache), wanted, check=False)
         if offline.returncode != 0:
             _pip("download", "--quiet", "--only-binary", ":all:", "--find-links", str(own),
-                 "--dest", str(cache), str(berth_wheel))
+                 "--dest", str(cache), wanted)
         for stale in cache.glob("berth-*.whl"):
             stale.unlink()
         dest.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,10 @@ version names it), so instances with the same requirements share it; it is built
 `python -m venv` + pip into a temporary folder renamed into place once complete (a failed build
 leaves nothing in use), and reused, without pip, while the requirements do not change.
 
+In berth's soft-IOC image (`BERTH_NO_PIP` set) softioc is installed beside berth and there is
+no pip: the image's own Python runs the script, and requirements.txt is checked against what the
+image holds (a requirement it lacks is a located error, not a crash loop of failing pip runs).
+
 The script runs through `boot.py` (assets/softioc/python), which copies the databases it loads
 into the runtime folder's ioc.db, so the runner probes one of its PVs after iocInit.
 """
@@ -24,13 +28,23 @@ from berth import paths
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
 SCRIPT, REQUIREMENTS = "ioc.py", "requirements.txt"
 BASE_REQUIREMENT = "softioc"  # pythonSoftIOC; it brings epicscorelibs and pvxslibs
 STAMP = "berth-requirements.sha256"  # in a complete environment: what it was built from
 BOOT = paths.ASSETS / "python" / "boot.py"  # (ASSETS: assets/softioc)
 PIP_TAIL = 15  # lines of pip's output a failure shows
+NO_PIP = "BERTH_NO_PIP"  # set in berth's soft-IOC image: softioc is installed, pip is not
+
+
+def in_image(env: Mapping[str, str] | None = None) -> bool:
+    return (os.environ if env is None else env).get(NO_PIP, "") not in ("", "0")
+
+
+def interpreter(config: Path, env: Mapping[str, str] | None = None) -> Path:
+    """The Python that runs `config`'s ioc.py: the image's own, else its environment's."""
+    return Path(sys.executable) if in_image(env) else python(venv_dir(config))
 
 
 def _error(message: str, where: Path) -> Exception:
@@ -88,6 +102,9 @@ def ensure_venv(config: Path, log: Callable[[str], None]) -> Path:
     builder at a time per environment: a lock file beside it)."""
     import fcntl
 
+    if in_image():
+        check_installed(config)
+        return Path(sys.prefix)
     wanted = requirements_hash(config)
     venv = venv_dir(config)
     if is_built(venv, wanted):
@@ -124,3 +141,49 @@ def _build(venv: Path, config: Path, wanted: str, log: Callable[[str], None]) ->
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     log(f"berth: Python environment ready: {venv}")
+
+
+def check_installed(config: Path) -> None:
+    """In an image without pip: every requirement (softioc and requirements.txt's lines) must
+    be installed at a version it accepts; else one located error naming each that is not."""
+    from importlib import metadata
+
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    from berth.errors import BerthError, Location, Problem
+
+    file = config / REQUIREMENTS
+    wanted: list[tuple[str, int | None]] = [(BASE_REQUIREMENT, None)]
+    if file.is_file():
+        from berth.fsutil import read_text
+
+        for line_no, line in enumerate(read_text(file, errors="replace").splitlines(), 1):
+            line = line.split(" #", 1)[0].strip()
+            if line and not line.startswith("#"):
+                wanted.append((line, line_no))
+    problems = []
+    for text, number in wanted:
+        where = Location(file, number) if number else Location(config / SCRIPT)
+        if text.startswith("-"):
+            problems.append(Problem(f"pip option '{text}' cannot apply: this image has no pip",
+                                    where))
+            continue
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement as exc:
+            problems.append(Problem(f"not a requirement: {exc}", where))
+            continue
+        if requirement.marker is not None and not requirement.marker.evaluate():
+            continue
+        try:
+            found = metadata.version(requirement.name)
+        except metadata.PackageNotFoundError:
+            found = None
+        if found is None or not requirement.specifier.contains(found, prereleases=True):
+            have = f"it has {requirement.name} {found}" if found else "it does not have it"
+            problems.append(Problem(
+                f"requirement '{text}' is not installed in this image ({have}), and the image "
+                "has no pip: use an image that holds it, or run the instance where berth can "
+                "build its Python environment", where))
+    if problems:
+        raise BerthError(problems)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import pty
 import select
-import shutil
 import signal
 import subprocess
 import sys
@@ -258,15 +257,13 @@ def test_example_beamline_up_serves_ca_and_pva(tmp_path: Path, softioc_image: st
                                                engine: Engine, cleanup: list[Path]) -> None:
     prefix = unique_prefix()
     repo = copy_example(tmp_path / "bl01b", prefix)
-    # the soft IOC image has no Python soft IOC support yet (issue 15 item 4): its six others
-    shutil.rmtree(repo / "services" / "bl01b-ea-py-01")
     cleanup.append(repo)
     state = tmp_path / "state"
     started = time.monotonic()
     ok(berth(state, "up", "-b", "compose", "-r", repo))
     rows = ps_rows(state, repo)
     names = sorted(rows)
-    assert len(names) == 6 and all(r["state"] in ("running", "starting") for r in rows.values())
+    assert len(names) == 7 and all(r["state"] in ("running", "starting") for r in rows.values())
     sum_ioc = f"{prefix}-BL01B-EA-SUM-01"
     _wait_showing_logs(engine, names, lambda: ca_get(f"{sum_ioc}:A") == pytest.approx(2.54),
                   "CA from the example beamline")
@@ -275,6 +272,10 @@ def test_example_beamline_up_serves_ca_and_pva(tmp_path: Path, softioc_image: st
     position = wait_until(lambda: pva_get(f"{prefix}-BL01B-EA-PVA-01:POSITION"),
                           what="PVA group")
     assert "x" in position and "y" in position
+    # the Python soft IOC, on the softioc the image holds (no pip there)
+    py_ioc = f"{prefix}-BL01B-EA-PY-01"
+    _wait_showing_logs(engine, names, lambda: ca_get(f"{py_ioc}:SETPOINT") == 1.0,
+                       "CA from the Python soft IOC")
     ok(berth(state, "down", "-y", "-b", "compose", "-r", repo))
     assert engine.container_names(f"berth.repo={repo.resolve()}") == []
     assert all(r["state"] == "stopped" for r in ps_rows(state, repo).values())

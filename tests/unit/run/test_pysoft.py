@@ -119,3 +119,44 @@ def test_the_environment_follows_the_requirements_file(tmp_path: Path) -> None:
     with_numpy = pysoft.requirements_hash(config)
     assert bare != with_numpy
     assert pysoft.requirements_hash(config) == with_numpy  # stable while it does not change
+
+
+def _run_in_image(config: Path, tmp_path: Path, **env: str) -> subprocess.Popen[str]:
+    """`berth run` as berth's soft-IOC image runs it: softioc beside berth, no pip."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "berth", "run", str(config), "--runtime-dir",
+         str(tmp_path / "runtime")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL, text=True,
+        env={**os.environ, **LOOPBACK, **SERVER_LOOPBACK, pysoft.NO_PIP: "1",
+             "XDG_CACHE_HOME": str(tmp_path / "cache"), **env})
+
+
+def test_in_the_image_its_own_python_runs_the_ioc(tmp_path: Path) -> None:
+    config = EXAMPLE / "services" / NAME / "config"
+    prefix = f"BRTPY{os.getpid()}"
+    proc = _run_in_image(config, tmp_path, IOC_PREFIX=prefix)
+    try:
+        assert float(wait_until(lambda: ca_get(f"{prefix}:SETPOINT"), "the IOC")[0]) == 1.0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=30)[0]
+    assert "Python environment" not in output and "pip" not in output, output
+    assert not (tmp_path / "cache" / "berth" / "pysoft").exists()
+
+
+def test_in_the_image_a_missing_requirement_is_a_located_error(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "ioc.py").write_text("print('never runs')\n")
+    (config / "requirements.txt").write_text(
+        "# needed by ioc.py\npackaging>=1\nno-such-package-for-berth>=1.0\nsoftioc<1\n")
+    proc = _run_in_image(config, tmp_path)
+    output = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 2, output
+    assert "Traceback" not in output and "never runs" not in output
+    requirements = config / "requirements.txt"
+    assert f"{requirements}:3: requirement 'no-such-package-for-berth>=1.0' is not installed " \
+        "in this image (it does not have it), and the image has no pip" in output
+    assert f"{requirements}:4: requirement 'softioc<1' is not installed in this image (it " \
+        "has softioc " in output
+    assert f"{requirements}:2" not in output  # packaging is there
