@@ -1,8 +1,9 @@
 """Benchmark of the local backend (not CI): `python bench/bench_local.py [--count 50]`.
 
 In one run, on a generated beamline of COUNT soft IOCs of RECORDS records each:
-  1. `berth up` until every IOC answers Channel Access, next to starting the same IOCs as bare
-     `berth run` processes without the supervisor (the ratio is the supervisor's cost);
+  1. `berth up --wait` (returns once every IOC's runner has seen it answer), and until a fresh
+     Channel Access client reads every IOC, next to starting the same IOCs as bare `berth run`
+     processes without the supervisor (the ratio is the supervisor's cost);
   2. `berth ps` over all instances (median of 5);
   3. idle CPU of the IOCs plus supervisord over 10 s (percent of one core);
   4. time for a killed IOC (kill -9) to answer CA again (median of 3);
@@ -227,7 +228,8 @@ def main() -> None:
         bare_times = [bare()]
 
         start = time.monotonic()
-        berth("up", env=env)
+        berth("up", "--wait", "--timeout", "120", env=env)
+        figures["up_wait_all_ready_s"] = time.monotonic() - start
         wait_all(pvs)
         figures["up_until_all_answer_s"] = time.monotonic() - start
 

@@ -14,6 +14,7 @@ it runs from one (an editable install), else packed from the installed files.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -21,7 +22,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -278,10 +281,42 @@ def build_context(context: Path) -> None:
         target.chmod(0o755)  # package data may lose the mode on install
 
 
+TICK = 2.0  # seconds between progress lines of a step that prints nothing itself
+
+
+@contextlib.contextmanager
+def phase(say: Callable[[str], None] | None, what: str, tick: bool = True) -> Iterator[None]:
+    """Announce a step of the build through `say`, then (with `tick`) repeat it with the time
+    spent every TICK seconds until it ends, so a long quiet step never looks hung."""
+    if say is None:
+        yield
+        return
+    say(what)
+    if not tick:
+        yield
+        return
+    done = threading.Event()
+    started = time.monotonic()
+
+    def ticking() -> None:
+        while not done.wait(TICK):
+            say(f"{what} ({time.monotonic() - started:.0f} s)")
+
+    ticker = threading.Thread(target=ticking, name="progress", daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        done.set()
+        ticker.join()
+
+
 def build(engine: Engine, tags: list[str] | None = None, rebuild_base: bool = False,
-          dev_packages: str = "", log: bool = False, force: bool = False) -> BuildReport:
+          dev_packages: str = "", log: bool = False, force: bool = False,
+          say: Callable[[str], None] | None = None) -> BuildReport:
     """Build the soft-IOC image (runtime target) and return what happened and how long it took.
-    Nothing is built when every tag already holds an image of the same sources."""
+    Nothing is built when every tag already holds an image of the same sources. `say`: where
+    progress lines go (each step, and every TICK seconds while one is quiet)."""
     tags = tags or default_tags()
     report = BuildReport(tags)
     start = time.monotonic()
@@ -292,13 +327,16 @@ def build(engine: Engine, tags: list[str] | None = None, rebuild_base: bool = Fa
         report.size_bytes = engine.image_size(tags[0])
         report.timings["total"] = time.monotonic() - start
         return report
-    report.base_built = ensure_base(engine, rebuild=rebuild_base)
+    if rebuild_base or not engine.image_exists(BASE_IMAGE):
+        with phase(say, f"making the base image {BASE_IMAGE} (debootstrap)"):
+            report.base_built = ensure_base(engine, rebuild=rebuild_base)
     report.timings["base"] = time.monotonic() - start
     with tempfile.TemporaryDirectory(prefix="berth-image-") as tmp:
         context = Path(tmp) / "context"
         context.mkdir()
         mark = time.monotonic()
-        build_context(context)
+        with phase(say, "collecting the wheels of berth and its dependencies (pip)"):
+            build_context(context)
         report.timings["wheels"] = time.monotonic() - mark
         mark = time.monotonic()
         tag_flags = [flag for tag in tags for flag in ("-t", tag)]
@@ -306,8 +344,9 @@ def build(engine: Engine, tags: list[str] | None = None, rebuild_base: bool = Fa
                 *tag_flags,
                 "--label", f"{SOURCE_LABEL}={wanted}",
                 "--build-arg", f"DEV_PACKAGES={dev_packages}", str(context)]
-        result = subprocess.run(argv, env=engine.build_env(), text=True,
-                                capture_output=not log)
+        with phase(say, f"building {', '.join(tags)} ({engine.name} build)", tick=not log):
+            result = subprocess.run(argv, env=engine.build_env(), text=True,
+                                    capture_output=not log)
         if result.returncode != 0:
             output = (result.stdout or "") + (result.stderr or "")
             tail = "\n".join(output.strip().splitlines()[-15:])

@@ -75,3 +75,28 @@ def test_build_is_skipped_when_the_image_is_up_to_date(engine: Engine,
     report = json.loads(result.stdout)
     assert report["up_to_date"] is True
     assert report["timings"]["total"] < 10
+
+
+def test_a_build_says_what_it_does_and_never_goes_quiet(engine: Engine,
+                                                         softioc_image: str) -> None:
+    """`image build --json`: the report on stdout; on stderr each step, and a line every few
+    seconds while a step prints nothing itself (collecting wheels, the engine's build)."""
+    import re
+    import time
+
+    from conftest import run_berth
+
+    tag = f"berth-test/progress:{int(time.time())}"
+    try:
+        result = run_berth("image", "build", "--force", "--json", "-t", tag, timeout=900)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["tags"] == [tag]
+        lines = result.stderr.splitlines()
+        steps = ["berth: image: collecting the wheels of berth and its dependencies (pip)",
+                 f"berth: image: building {tag} ({engine.name} build)"]
+        assert [line for line in lines if line in steps] == steps
+        ticks = [line for line in lines if re.fullmatch(
+            rf"({'|'.join(map(re.escape, steps))}) \(\d+ s\)", line)]
+        assert ticks, result.stderr  # building berth's wheel alone takes longer than a tick
+    finally:
+        subprocess.run([*engine.argv("rmi"), tag], capture_output=True)

@@ -10,6 +10,11 @@ from typing import Annotated
 import typer
 
 
+def say(text: str) -> None:
+    """A progress line of the image build (stderr: stdout is for the report)."""
+    print(f"berth: image: {text}", file=sys.stderr, flush=True)
+
+
 def register(app: typer.Typer) -> None:
     image_app = typer.Typer(help="Container images of Generic IOCs.", no_args_is_help=True)
     app.add_typer(image_app, name="image")
@@ -41,7 +46,7 @@ def register(app: typer.Typer) -> None:
 
         report = build_image(detect(engine), tags=tag or None, rebuild_base=rebuild_base,
                              dev_packages=dev_packages, log=not (quiet or json_out),
-                             force=force)
+                             force=force, say=None if quiet else say)
         if json_out:
             print_json({"tags": report.tags, "base_built": report.base_built,
                         "up_to_date": report.up_to_date,
