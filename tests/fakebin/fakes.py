@@ -89,3 +89,19 @@ def make_services_repo(root: Path) -> Path:
     (services / "bl01b-ea-ioc-01" / "config" / "ioc.yaml").write_text(
         "ioc_name: bl01b-ea-ioc-01\n# working copy\n")
     return root
+
+
+def make_deployment_repo(tmp_path: Path, services: Path) -> Path:
+    """An ArgoCD deployment repository (the recorded apps/values.yaml, its source.repoURL the
+    services repository `services`): a clone of a bare remote, so pushes are real."""
+    remote = tmp_path / "deployment.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    work = tmp_path / "deployment"
+    git(tmp_path, "clone", "-q", str(remote), str(work))
+    (work / "apps").mkdir()
+    text = (DATA / "deployment-values.yaml").read_text().replace("REPLACE_ME", str(services))
+    (work / "apps" / "values.yaml").write_text(text)
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "initial")
+    git(work, "push", "-q", "-u", "origin", "main")
+    return work

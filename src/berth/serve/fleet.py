@@ -22,6 +22,7 @@ from berth.serve.outputs import Outputs, cache_root, generate
 
 SCREEN_SUFFIXES = (".bob", ".adl", ".edl", ".opi")
 VERBS = ("start", "stop", "restart", "deploy", "rollback")
+SOURCE_REFRESH = 30.0  # seconds between fetches of an ArgoCD deployment's services repository
 
 
 @dataclass
@@ -36,6 +37,7 @@ class RepoFleet:
     _repo_cache: ServicesRepo | None = field(default=None, repr=False)
     latest: dict[str, InstanceStatus] = field(default_factory=dict, repr=False)
     label: str = ""  # how the pages name the repository
+    _fetched: float = field(default=-1e9, repr=False)  # when the ArgoCD source was fetched
 
     def __post_init__(self) -> None:
         if self.backend is None:
@@ -57,13 +59,39 @@ class RepoFleet:
         return self.chosen.history(name)
 
     def services(self) -> ServicesRepo | None:
-        """The services repository, when there is one to read (re-read at most once a call)."""
-        if self.repo is None or self.backend_name == "argocd":
+        """The services repository, when there is one to read (re-read at most once a call).
+        On ArgoCD, a local clone of the services repository its deployment repository names."""
+        if self.repo is None:
             return None
+        if self.backend_name == "argocd":
+            return self._argocd_source()
         try:
             self._repo_cache = ServicesRepo.load(self.repo)
         except BerthError:
             return self._repo_cache
+        return self._repo_cache
+
+    def _argocd_source(self) -> ServicesRepo | None:
+        """The services repository of `source.repoURL` in the deployment repository, cloned
+        into the serve cache and fetched at most every SOURCE_REFRESH seconds."""
+        import time
+
+        from berth.deploy.kube.argocd_repo import DeploymentRepo
+        from berth.tools.git import clone_of
+
+        if self._repo_cache is not None and time.monotonic() < self._fetched + SOURCE_REFRESH:
+            return self._repo_cache
+        assert self.repo is not None
+        try:
+            url = (DeploymentRepo(self.repo).data.get("source") or {}).get("repoURL")
+            if not url:
+                return None
+            clone = cache_root(self.state_dir(), self.repo) / "source"
+            clone_of(str(url), clone)
+            self._repo_cache = ServicesRepo.load(clone)
+        except BerthError as err:
+            print(f"berth serve: {err}", file=sys.stderr)
+        self._fetched = time.monotonic()
         return self._repo_cache
 
     def service(self, name: str) -> Service | None:

@@ -144,3 +144,26 @@ def _leaves(path: PurePosixPath, link: str) -> bool:
         if depth < 0:
             return True
     return False
+
+
+def clone_of(url: str, dest: Path) -> Git:
+    """A working copy of the repository at `url` in `dest`: cloned the first time, fetched (tags
+    too) and moved to the remote's default branch after. `url` comes from files others edit:
+    it is never read as an option, and git's `ext::` command transport stays off."""
+    safe = ["-c", "protocol.ext.allow=never"]
+    if (dest / ".git").is_dir():
+        git = Git(dest)
+        git(*safe, "fetch", "--quiet", "--tags", "--force", "--prune", "origin")
+        git("reset", "--quiet", "--hard", "origin/HEAD")
+        return git
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    try:
+        run(["git", *safe, "clone", "--quiet", "--", url, str(partial)])
+        partial.rename(dest)
+    finally:
+        if partial.exists():
+            import shutil
+
+            shutil.rmtree(partial, ignore_errors=True)
+    return Git(dest)

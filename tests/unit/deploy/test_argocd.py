@@ -17,7 +17,7 @@ from berth.deploy import get_backend
 from berth.errors import BerthError
 from berth.scaffold import new_deployment
 from conftest import run_berth
-from fakebin.fakes import DATA, FakeTools, git, make_services_repo
+from fakebin.fakes import FakeTools, git, make_deployment_repo, make_services_repo
 
 NS = "bl01b-beamline"
 
@@ -39,17 +39,7 @@ def services(tmp_path: Path) -> Path:
 @pytest.fixture
 def deployment(tmp_path: Path, services: Path) -> Path:
     """A clone of a bare remote holding the recorded deployment values file."""
-    remote = tmp_path / "deployment.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
-    work = tmp_path / "deployment"
-    git(tmp_path, "clone", "-q", str(remote), str(work))
-    (work / "apps").mkdir()
-    text = (DATA / "deployment-values.yaml").read_text().replace("REPLACE_ME", str(services))
-    (work / "apps" / "values.yaml").write_text(text)
-    git(work, "add", "-A")
-    git(work, "commit", "-q", "-m", "initial")
-    git(work, "push", "-q", "-u", "origin", "main")
-    return work
+    return make_deployment_repo(tmp_path, services)
 
 
 def changed_lines(repo: Path) -> list[str]:

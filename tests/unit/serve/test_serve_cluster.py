@@ -1,7 +1,7 @@
-"""PV search and screens of instances berth cannot read the runtime folder of (k8s): generated
-from the repository at the version the cluster runs, as `berth check` generates them. The k8s
-backend is real; helm and kubectl are the stand-ins of tests/fakebin, answering with recorded
-JSON (bl01b-ea-ioc-01 runs 2026.1.2)."""
+"""PV search and screens of instances berth cannot read the runtime folder of (k8s, ArgoCD):
+generated from the repository at the version the cluster runs, as `berth check` generates them.
+The k8s and ArgoCD backends are real; helm, kubectl and argocd are the stand-ins of
+tests/fakebin, answering with recorded JSON (bl01b-ea-ioc-01 runs 2026.1.2)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from berth.serve.app import Server, create_app
 from berth.serve.fleet import Fleet
 from berth.serve.security import Guard
 from conftest import run_berth
-from fakebin.fakes import FakeTools, git, make_services_repo
+from fakebin.fakes import DATA, FakeTools, git, make_deployment_repo, make_services_repo
 
 NS, IOC = "bl01b", "bl01b-ea-ioc-01"
 IOC_YAML = """ioc_name: bl01b-ea-ioc-01
@@ -103,3 +103,36 @@ def test_two_repositories_on_k8s_are_keyed_by_repository(tmp_path: Path, fakes: 
     [call] = [c for c in fakes.calls() if c["argv"][:1] == ["upgrade"]]
     values = yaml.safe_load(call["files"][call["argv"][call["argv"].index("--values") + 1]])
     assert values["configFiles"]["ioc.yaml"].endswith("# from b\n")
+
+
+def test_pv_search_and_screens_on_argocd(repo: Path, fakes: FakeTools, tmp_path: Path) -> None:
+    """ArgoCD: the deployment repository names the services repository (`source.repoURL`);
+    berth clones it into the user's state folder and generates each instance at the revision
+    its Application runs. Only reads: the cluster is asked `argocd app list`, nothing is
+    pushed."""
+    apps = json.loads((DATA / "argocd-app-list.json").read_text())
+    for app in apps:
+        if app["metadata"]["name"] == IOC:
+            app["spec"]["source"]["targetRevision"] = "2026.1.2"
+    fakes.answer("argocd", ["app", "list"], stdout=json.dumps(apps))
+    deployment = make_deployment_repo(tmp_path, repo)
+    pushed = git(deployment, "rev-parse", "origin/main")
+    result = run_berth("pv", "find", "*:GAIN", "-b", "argocd", "-r", str(deployment), "--json",
+                       env={**fakes.env, "BERTH_STATE_DIR": str(tmp_path / "state")})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [{"pv": "BL01B-EA-IOC-01:GAIN", "instance": IOC,
+                                          "record_type": "ao",
+                                          "screen": f"/opi/{IOC}/index.bob"}]
+    fleet = Fleet("argocd", [deployment], None)
+    server = Server(fleet, Guard("127.0.0.1"))
+    with TestClient(create_app(server), base_url="http://127.0.0.1:8800") as client:
+        found = client.get("/pv", params={"q": "BL01B-EA-IOC-01:AMP", "format": "json"}).json()
+        assert [(e["instance"], e["record_type"]) for e in found["found"]] == [(IOC, "ao")]
+        index = client.get(found["found"][0]["screen"])
+        assert index.status_code == 200
+        assert b"BL01B-EA-IOC-01:" in index.content and b"WORKING-COPY" not in index.content
+        assert client.get(f"/opi/{IOC}/demo.pvi.bob").status_code == 200
+    assert {argv[0] for argv in fakes.argvs()} == {"argocd"}
+    assert all(argv[1:3] == ["app", "list"] for argv in fakes.argvs())
+    assert git(deployment, "rev-parse", "origin/main") == pushed
+    assert git(deployment, "status", "--porcelain") == ""
