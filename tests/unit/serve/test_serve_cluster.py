@@ -6,8 +6,11 @@ tests/fakebin, answering with recorded JSON (bl01b-ea-ioc-01 runs 2026.1.2)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 from serve_helpers import GENERATE_DATA
@@ -48,6 +51,22 @@ def repo(tmp_path: Path, fakes: FakeTools, monkeypatch: pytest.MonkeyPatch) -> P
     return root
 
 
+@contextmanager
+def _dashboard(fleet: Fleet) -> Iterator[TestClient]:
+    with TestClient(create_app(Server(fleet, Guard("127.0.0.1"))),
+                    base_url="http://127.0.0.1:8800") as client:
+        yield client
+
+
+def _amp_screen(client: TestClient) -> httpx.Response:
+    """The PV search finds the alias AMP on the IOC; the screen it links to answers."""
+    found = client.get("/pv", params={"q": "BL01B-EA-IOC-01:AMP", "format": "json"}).json()
+    assert [(e["instance"], e["record_type"]) for e in found["found"]] == [(IOC, "ao")]
+    index = client.get(found["found"][0]["screen"])
+    assert index.status_code == 200
+    return index
+
+
 def test_pv_find_finds_a_pv_of_a_k8s_instance(repo: Path, fakes: FakeTools,
                                               tmp_path: Path) -> None:
     result = run_berth("pv", "find", "*:GAIN", "-b", "k8s", "-t", NS, "-r", str(repo),
@@ -62,12 +81,8 @@ def test_pv_find_finds_a_pv_of_a_k8s_instance(repo: Path, fakes: FakeTools,
 
 def test_the_screen_url_serves_the_deployed_versions_bob(repo: Path, tmp_path: Path) -> None:
     fleet = Fleet("k8s", [repo], NS)
-    server = Server(fleet, Guard("127.0.0.1"))
-    with TestClient(create_app(server), base_url="http://127.0.0.1:8800") as client:
-        found = client.get("/pv", params={"q": "BL01B-EA-IOC-01:AMP", "format": "json"}).json()
-        assert [(e["instance"], e["record_type"]) for e in found["found"]] == [(IOC, "ao")]
-        index = client.get(found["found"][0]["screen"])
-        assert index.status_code == 200
+    with _dashboard(fleet) as client:
+        index = _amp_screen(client)
         assert index.headers["content-type"].startswith("application/xml")
         runtime = fleet.runtime_dir(IOC)
         assert runtime is not None
@@ -123,13 +138,8 @@ def test_pv_search_and_screens_on_argocd(repo: Path, fakes: FakeTools, tmp_path:
     assert json.loads(result.stdout) == [{"pv": "BL01B-EA-IOC-01:GAIN", "instance": IOC,
                                           "record_type": "ao",
                                           "screen": f"/opi/{IOC}/index.bob"}]
-    fleet = Fleet("argocd", [deployment], None)
-    server = Server(fleet, Guard("127.0.0.1"))
-    with TestClient(create_app(server), base_url="http://127.0.0.1:8800") as client:
-        found = client.get("/pv", params={"q": "BL01B-EA-IOC-01:AMP", "format": "json"}).json()
-        assert [(e["instance"], e["record_type"]) for e in found["found"]] == [(IOC, "ao")]
-        index = client.get(found["found"][0]["screen"])
-        assert index.status_code == 200
+    with _dashboard(Fleet("argocd", [deployment], None)) as client:
+        index = _amp_screen(client)
         assert b"BL01B-EA-IOC-01:" in index.content and b"WORKING-COPY" not in index.content
         assert client.get(f"/opi/{IOC}/demo.pvi.bob").status_code == 200
     assert {argv[0] for argv in fakes.argvs()} == {"argocd"}
