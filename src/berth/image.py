@@ -36,7 +36,12 @@ BASE_IMAGE = "berth-base:bookworm"
 # The name the example beamline and the local backend use for berth's soft-IOC image.
 IMAGE_NAME = "ghcr.io/berth/softioc"
 SUITE = "bookworm"
-IMAGE_EXTRAS = "softioc"  # pyproject extras the image holds: Python soft IOCs run there too
+IMAGE_EXTRAS = "softioc,serve"  # pyproject extras whose wheels the build context holds
+# The dashboard image (`--dashboard`): berth serve with the tools its backends call.
+DASHBOARD_NAME = "ghcr.io/berth/berth"
+DASHBOARD_TOOLS = ("docker", "helm", "kubectl")  # static binaries, copied from this host
+# kind -> (Dockerfile target, berth's extras in its virtualenv)
+KINDS = {"softioc": ("runtime", "softioc"), "dashboard": ("dashboard", "serve")}
 # python3-venv brings ensurepip; nothing here compiles, so the base has no compiler.
 BASE_PACKAGES = ("python3", "python3-venv")
 FALLBACK_MIRROR = "http://deb.debian.org/debian"
@@ -242,21 +247,46 @@ def _pip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def default_tags() -> list[str]:
+def default_tags(kind: str = "softioc") -> list[str]:
     from berth import __version__
 
-    return [f"{IMAGE_NAME}:{__version__}", f"{IMAGE_NAME}:latest"]
+    name = DASHBOARD_NAME if kind == "dashboard" else IMAGE_NAME
+    return [f"{name}:{__version__}", f"{name}:latest"]
+
+
+def dashboard_tools() -> dict[str, Path]:
+    """The programs the dashboard image carries, found on this host's PATH (berth's own
+    environment first); an error naming any that is missing."""
+    found: dict[str, Path] = {}
+    missing = []
+    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    for tool in DASHBOARD_TOOLS:
+        where = shutil.which(tool, path=search)
+        if where is None:
+            missing.append(tool)
+        else:
+            found[tool] = Path(where).resolve()
+    if missing:
+        raise BerthError(f"the dashboard image carries {', '.join(DASHBOARD_TOOLS)} from this "
+                         f"host, and {', '.join(missing)} is not on PATH (scripts/setup "
+                         "--extras installs helm; kubectl and docker come with the engine)")
+    return found
 
 
 SOURCE_LABEL = "berth.source-hash"
 
 
-def source_hash(dev_packages: str = "") -> str:
+def source_hash(dev_packages: str = "", kind: str = "softioc") -> str:
     """A digest of everything that goes into the image: berth's package files (sources,
-    assets, Dockerfile), its requirements, and the developer stage's packages."""
+    assets, Dockerfile), its requirements, the developer stage's packages and (dashboard) the
+    tools it carries."""
     from importlib import metadata
 
     digest = hashlib.sha256(dev_packages.encode())
+    if kind == "dashboard":
+        for name, path in dashboard_tools().items():
+            info = path.stat()
+            digest.update(f"{name}\0{info.st_size}\0{info.st_mtime_ns}\0".encode())
     package = Path(__file__).resolve().parent
     checkout = source_checkout()
     requirements = ((checkout / "pyproject.toml").read_text() if checkout is not None
@@ -268,10 +298,15 @@ def source_hash(dev_packages: str = "") -> str:
     return digest.hexdigest()[:16]
 
 
-def build_context(context: Path) -> None:
-    """The Dockerfile, berth's and its dependencies' wheels, and the IOC scripts in `context`."""
+def build_context(context: Path, kind: str = "softioc") -> None:
+    """The Dockerfile, berth's and its dependencies' wheels, the IOC scripts and (dashboard)
+    the tools in `context`."""
     assets = image_assets()
     collect_wheels(context / "wheels")
+    tools = context / "tools"
+    tools.mkdir()
+    for name, path in (dashboard_tools() if kind == "dashboard" else {}).items():
+        shutil.copy2(path, tools / name)
     shutil.copy2(assets / "Dockerfile", context / "Dockerfile")
     scripts = context / "ioc"
     scripts.mkdir()
@@ -313,14 +348,15 @@ def phase(say: Callable[[str], None] | None, what: str, tick: bool = True) -> It
 
 def build(engine: Engine, tags: list[str] | None = None, rebuild_base: bool = False,
           dev_packages: str = "", log: bool = False, force: bool = False,
-          say: Callable[[str], None] | None = None) -> BuildReport:
-    """Build the soft-IOC image (runtime target) and return what happened and how long it took.
-    Nothing is built when every tag already holds an image of the same sources. `say`: where
-    progress lines go (each step, and every TICK seconds while one is quiet)."""
-    tags = tags or default_tags()
+          say: Callable[[str], None] | None = None, kind: str = "softioc") -> BuildReport:
+    """Build the soft-IOC image (or with kind "dashboard" the dashboard's) and return what
+    happened and how long it took. Nothing is built when every tag already holds an image of
+    the same sources. `say`: where progress lines go (each step, and every TICK seconds while
+    one is quiet)."""
+    tags = tags or default_tags(kind)
     report = BuildReport(tags)
     start = time.monotonic()
-    wanted = source_hash(dev_packages)
+    wanted = source_hash(dev_packages, kind)
     if not force and not rebuild_base and all(
             engine.image_label(tag, SOURCE_LABEL) == wanted for tag in tags):
         report.up_to_date = True
@@ -336,14 +372,15 @@ def build(engine: Engine, tags: list[str] | None = None, rebuild_base: bool = Fa
         context.mkdir()
         mark = time.monotonic()
         with phase(say, "collecting the wheels of berth and its dependencies (pip)"):
-            build_context(context)
+            build_context(context, kind)
         report.timings["wheels"] = time.monotonic() - mark
         mark = time.monotonic()
         tag_flags = [flag for tag in tags for flag in ("-t", tag)]
-        argv = [*engine.argv("build"), "--force-rm", "--network", "host", "--target", "runtime",
+        argv = [*engine.argv("build"), "--force-rm", "--network", "host", "--target", KINDS[kind][0],
                 *tag_flags,
                 "--label", f"{SOURCE_LABEL}={wanted}",
-                "--build-arg", f"DEV_PACKAGES={dev_packages}", str(context)]
+                "--build-arg", f"DEV_PACKAGES={dev_packages}",
+                "--build-arg", f"BERTH_EXTRAS={KINDS[kind][1]}", str(context)]
         with phase(say, f"building {', '.join(tags)} ({engine.name} build)", tick=not log):
             result = subprocess.run(argv, env=engine.build_env(), text=True,
                                     capture_output=not log)

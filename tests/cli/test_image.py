@@ -100,3 +100,60 @@ def test_a_build_says_what_it_does_and_never_goes_quiet(engine: Engine,
         assert ticks, result.stderr  # building berth's wheel alone takes longer than a tick
     finally:
         subprocess.run([*engine.argv("rmi"), tag], capture_output=True)
+
+
+def test_the_dashboard_image_serves_a_repositorys_overview(engine: Engine,
+                                                           softioc_image: str) -> None:
+    """`image build --dashboard`: ghcr.io/berth/berth runs `berth serve` (as a non-root user)
+    over a repository mounted at /repo, and carries the programs its backends call."""
+    import shutil
+    import socket
+    import tempfile
+    import time
+    import urllib.request
+
+    from conftest import REPO_ROOT, run_berth
+
+    result = run_berth("image", "build", "--dashboard", "--json", timeout=900)
+    assert result.returncode == 0, result.stderr
+    tag = json.loads(result.stdout)["tags"][0]
+    assert tag.startswith("ghcr.io/berth/berth:")
+    for tool in (["helm", "version", "--short"], ["kubectl", "version", "--client"],
+                 ["docker", "--version"], ["id", "-u"]):
+        ran = subprocess.run([*engine.argv("run"), "--rm", tag, *tool], capture_output=True,
+                             text=True, timeout=120)
+        assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "1000"
+    shared = Path(tempfile.mkdtemp(prefix="berth-dashboard-"))  # readable by the image's user
+    shared.chmod(0o755)
+    shutil.copytree(REPO_ROOT / "examples" / "bl01b", shared / "repo")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    name = f"berth-dashboard-test-{port}"
+    try:
+        started = subprocess.run(
+            [*engine.argv("run"), "-d", "--name", name, "--network", "host", "-v",
+             f"{shared / 'repo'}:/repo:ro", tag, "berth", "serve", "--host", "127.0.0.1",
+             "--port", str(port), "-b", "local", "-r", "/repo"],
+            capture_output=True, text=True, timeout=120)
+        assert started.returncode == 0, started.stderr
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    logs = subprocess.run([*engine.argv("logs"), name], capture_output=True,
+                                          text=True)
+                    raise AssertionError(f"no dashboard: {logs.stdout}{logs.stderr}") from None
+                time.sleep(0.5)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r:
+            page = r.read().decode()
+        for instance in ("bl01b-ea-sum-01", "bl01b-ea-py-01", "bl01b-mo-sim-01"):
+            assert instance in page
+    finally:
+        subprocess.run([*engine.argv("rm", "-f", name)], capture_output=True)
+        shutil.rmtree(shared, ignore_errors=True)

@@ -34,19 +34,24 @@ def register(app: typer.Typer) -> None:
             "'build-essential'.")] = "",
         force: Annotated[bool, typer.Option(
             "--force", help="Build even if the image is up to date with the sources.")] = False,
+        dashboard: Annotated[bool, typer.Option(
+            "--dashboard", help="Build the dashboard image (ghcr.io/berth/berth: berth serve "
+            "with docker, helm and kubectl) instead of the soft IOC's.")] = False,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Hide the build log.")] =
         False,
         json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] =
         False,
     ) -> None:
-        """Build the soft-IOC Generic IOC image (berth + EPICS base + pvxs) without a registry."""
+        """Build the soft-IOC Generic IOC image (berth + EPICS base + pvxs) without a registry;
+        with --dashboard, the image `berth new service dashboard` runs."""
         from berth.cli.common import print_json
         from berth.image import build as build_image
         from berth.tools.engine import detect
 
         report = build_image(detect(engine), tags=tag or None, rebuild_base=rebuild_base,
                              dev_packages=dev_packages, log=not (quiet or json_out),
-                             force=force, say=None if quiet else say)
+                             force=force, say=None if quiet else say,
+                             kind="dashboard" if dashboard else "softioc")
         if json_out:
             print_json({"tags": report.tags, "base_built": report.base_built,
                         "up_to_date": report.up_to_date,
