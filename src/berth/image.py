@@ -376,11 +376,12 @@ def build(engine: Engine, tags: list[str] | None = None, rebuild_base: bool = Fa
         report.timings["wheels"] = time.monotonic() - mark
         mark = time.monotonic()
         tag_flags = [flag for tag in tags for flag in ("-t", tag)]
-        argv = [*engine.argv("build"), "--force-rm", "--network", "host", "--target", KINDS[kind][0],
+        target, extras = KINDS[kind]
+        argv = [*engine.argv("build"), "--force-rm", "--network", "host", "--target", target,
                 *tag_flags,
                 "--label", f"{SOURCE_LABEL}={wanted}",
                 "--build-arg", f"DEV_PACKAGES={dev_packages}",
-                "--build-arg", f"BERTH_EXTRAS={KINDS[kind][1]}", str(context)]
+                "--build-arg", f"BERTH_EXTRAS={extras}", str(context)]
         with phase(say, f"building {', '.join(tags)} ({engine.name} build)", tick=not log):
             result = subprocess.run(argv, env=engine.build_env(), text=True,
                                     capture_output=not log)
