@@ -157,3 +157,54 @@ def test_the_dashboard_image_serves_a_repositorys_overview(engine: Engine,
     finally:
         subprocess.run([*engine.argv("rm", "-f", name)], capture_output=True)
         shutil.rmtree(shared, ignore_errors=True)
+
+
+def test_the_compose_dashboard_service_sees_the_repositorys_iocs(engine: Engine,
+                                                                  softioc_image: str,
+                                                                  tmp_path: Path) -> None:
+    """`berth new service dashboard` in a compose repository, then `berth up -b compose`: the
+    dashboard container (UID 1000, in the engine socket's group, the repository at its own
+    path) reads the engine and shows the IOC beside it running, not "not deployed"."""
+    import re
+    import time
+    import urllib.request
+
+    import yaml
+
+    from conftest import run_berth
+
+    built = run_berth("image", "build", "--dashboard", "--json", timeout=900)
+    assert built.returncode == 0, built.stderr
+    folder = tmp_path / "bl09x-services"
+    assert run_berth("new", "services", str(folder), "--layout", "compose").returncode == 0
+    assert run_berth("new", "service", "dashboard", "-r", str(folder)).returncode == 0
+    base = folder / "include" / "ioc.yml"  # the IOC's beacons stay on loopback
+    text = yaml.safe_load(base.read_text())
+    text["services"]["linux_ioc"]["environment"].update({
+        "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO", "EPICS_CAS_BEACON_ADDR_LIST": "127.255.255.255",
+        "EPICS_PVAS_AUTO_BEACON_ADDR_LIST": "NO", "EPICS_PVAS_BEACON_ADDR_LIST": "127.0.0.1"})
+    base.write_text(yaml.safe_dump(text))
+    token = "dashboard-test-token"
+    env = {"BERTH_SERVE_TOKEN": token, "BERTH_STATE_DIR": str(tmp_path / "state")}
+    try:
+        up = run_berth("up", "-b", "compose", "-r", str(folder), env=env, timeout=300)
+        assert up.returncode == 0, up.stderr
+        request = urllib.request.Request("http://127.0.0.1:8800/",
+                                         headers={"Authorization": f"Bearer {token}"})
+        deadline, state = time.monotonic() + 60, None
+        while state != "running":
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    page = response.read().decode()
+                match = re.search(r'data-name="bl09x-ea-test-01"[^>]*data-state="([^"]+)"', page)
+                state = match.group(1) if match else None
+            except OSError:
+                pass
+            if state != "running":
+                if time.monotonic() > deadline:
+                    logs = subprocess.run([*engine.argv("logs"), "berth-dashboard"],
+                                          capture_output=True, text=True)
+                    raise AssertionError(f"IOC row state {state}: {logs.stdout}{logs.stderr}")
+                time.sleep(1)
+    finally:
+        run_berth("down", "-y", "-b", "compose", "-r", str(folder), env=env, timeout=300)

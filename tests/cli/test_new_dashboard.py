@@ -58,7 +58,9 @@ def test_compose_layout_gets_a_dashboard_service(tmp_path: Path) -> None:
     spec = yaml.safe_load((folder / "services" / NAME / "compose.yml").read_text())
     service = spec["services"][NAME]
     assert service["command"] == ["berth", "serve", "--host", "0.0.0.0", "--port", "8800",
-                                  "-b", "compose", "-r", "/repo"]
+                                  "-b", "compose", "-r",
+                                  "${BERTH_REPO_ROOT:?the repository's path on this host}"]
+    assert service["volumes"][0] == "../..:${BERTH_REPO_ROOT}:ro"  # the same path inside
     assert "BERTH_SERVE_TOKEN" in service["environment"]
     assert service["restart"] == "unless-stopped"
     repo = ServicesRepo.load(folder)

@@ -8,6 +8,7 @@ data volume, tty+stdin, restart unless stopped); compose-layout services are rea
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -212,8 +213,9 @@ def interpolate(text: str, env: dict[str, str]) -> str:
 
 
 def compose_env(root: Path) -> dict[str, str]:
-    """Variables for interpolation: the repository's `.env` file, overridden by the process."""
-    values: dict[str, str] = {}
+    """Variables for interpolation: berth's own (`berth_variables`), the repository's `.env`
+    file over them, the process's over both."""
+    values: dict[str, str] = berth_variables(root)
     dotenv = root / ".env"
     if dotenv.is_file():
         for line in read_text(dotenv, errors="replace").splitlines():
@@ -228,6 +230,20 @@ def compose_env(root: Path) -> dict[str, str]:
                 values[name] = value if quoted else interpolate(value, {**values, **os.environ})
     values.update(os.environ)
     return values
+
+
+def berth_variables(root: Path) -> dict[str, str]:
+    """What berth offers a compose file besides the environment, for a service that drives the
+    engine itself (`berth new service dashboard`): BERTH_REPO_ROOT, the repository's path (mount
+    it at the same path inside, and containers' paths and labels mean the same there), and
+    BERTH_ENGINE_GID, the group of the engine's socket (`group_add`, so a non-root user inside
+    may use it)."""
+    found = {"BERTH_REPO_ROOT": str(root)}
+    host = os.environ.get("DOCKER_HOST", "")
+    socket = host.removeprefix("unix://") if host.startswith("unix://") else "/var/run/docker.sock"
+    with contextlib.suppress(OSError):
+        found["BERTH_ENGINE_GID"] = str(os.stat(socket).st_gid)
+    return found
 
 
 def compose_profiles(service: Service) -> list[str]:
@@ -308,6 +324,8 @@ def spec_from_compose(service: Service, version: str | None, repo_key: str,
             spec.extra += [flag, text(values[key])]
     for option in values.get("security_opt") or []:
         spec.extra += ["--security-opt", text(option)]
+    for group in values.get("group_add") or []:
+        spec.extra += ["--group-add", text(group)]
     spec.extra += _healthcheck(values.get("healthcheck"), text, service)
     return spec
 
