@@ -36,12 +36,13 @@ BASE_IMAGE = "berth-base:bookworm"
 # The name the example beamline and the local backend use for berth's soft-IOC image.
 IMAGE_NAME = "ghcr.io/berth/softioc"
 SUITE = "bookworm"
-IMAGE_EXTRAS = "softioc,serve"  # pyproject extras whose wheels the build context holds
 # The dashboard image (`--dashboard`): berth serve with the tools its backends call.
-DASHBOARD_NAME = "ghcr.io/berth/berth"
 DASHBOARD_TOOLS = ("docker", "helm", "kubectl")  # static binaries, copied from this host
-# kind -> (Dockerfile target, berth's extras in its virtualenv)
-KINDS = {"softioc": ("runtime", "softioc"), "dashboard": ("dashboard", "serve")}
+# kind -> (image name, Dockerfile target, berth's extras in its virtualenv)
+KINDS = {"softioc": (IMAGE_NAME, "runtime", "softioc"),
+         "dashboard": ("ghcr.io/berth/berth", "dashboard", "serve")}
+# the extras whose wheels the build context holds: every kind's
+IMAGE_EXTRAS = ",".join(sorted({extras for _name, _target, extras in KINDS.values()}))
 # python3-venv brings ensurepip; nothing here compiles, so the base has no compiler.
 BASE_PACKAGES = ("python3", "python3-venv")
 FALLBACK_MIRROR = "http://deb.debian.org/debian"
@@ -250,7 +251,7 @@ def _pip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 def default_tags(kind: str = "softioc") -> list[str]:
     from berth import __version__
 
-    name = DASHBOARD_NAME if kind == "dashboard" else IMAGE_NAME
+    name = KINDS[kind][0]
     return [f"{name}:{__version__}", f"{name}:latest"]
 
 
@@ -376,7 +377,7 @@ def build(engine: Engine, tags: list[str] | None = None, rebuild_base: bool = Fa
         report.timings["wheels"] = time.monotonic() - mark
         mark = time.monotonic()
         tag_flags = [flag for tag in tags for flag in ("-t", tag)]
-        target, extras = KINDS[kind]
+        _name, target, extras = KINDS[kind]
         argv = [*engine.argv("build"), "--force-rm", "--network", "host", "--target", target,
                 *tag_flags,
                 "--label", f"{SOURCE_LABEL}={wanted}",

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from berth import __version__
 from berth.fsutil import umask
+from berth.ioc.autosave_req import KINDS as AUTOSAVE_KINDS
 from berth.run.launch import Launch, RunOptions, build_outputs, builds_outputs, plan, support_defs
 
 TYPE_CHECKING = False
@@ -27,8 +28,8 @@ if TYPE_CHECKING:
 
 STAMP = "prebuilt.json"
 # what generation writes only sometimes: a copy must not leave an earlier run's in place
-SOMETIMES = ("wait_list.yaml", "autosave_positions.subst", "autosave_positions.req",
-             "autosave_settings.subst", "autosave_settings.req")
+SOMETIMES = ("wait_list.yaml", *(f"autosave_{kind}.{suffix}" for kind in AUTOSAVE_KINDS
+                                 for suffix in ("subst", "req")))
 
 
 def _mtime(path: Path) -> int | None:

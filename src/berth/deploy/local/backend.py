@@ -67,12 +67,15 @@ SUPERVISOR_STATES = {
 }
 
 
+BERTH_RUN = [sys.executable, "-m", "berth", "run"]  # how an instance is run by default
+
+
 def runner_command() -> list[str]:
     """How an instance is run: `berth run`, or BERTH_LOCAL_RUNNER (a command prefix)."""
     override = os.environ.get("BERTH_LOCAL_RUNNER")
     if override:
         return shlex.split(override)
-    return [sys.executable, "-m", "berth", "run"]
+    return list(BERTH_RUN)
 
 
 class LocalBackend:
@@ -677,9 +680,9 @@ def _check_and_build(job: tuple[Preflight | None, str, Path, dict[str, Any], str
     problems = preflight(release, name) if preflight is not None else []
     if any(p.severity == "error" for p in problems):
         return problems, None
-    default = [sys.executable, "-m", "berth", "run"]
     argv = spec["argv"]
-    options = RunOptions.from_argv(argv[len(default):]) if argv[:4] == default else None
+    options = (RunOptions.from_argv(argv[len(BERTH_RUN):])
+               if argv[:len(BERTH_RUN)] == BERTH_RUN else None)
     if options is None:
         return problems, None
     env = {**local_supervisor.clean_environment(), **spec["env"]}
