@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from berth import fsutil
-from berth.errors import BerthError, Location
+from berth.errors import BerthError, Location, Problem
 from berth.values import Value
 from berth.yamlio import (
     MISSING,
@@ -175,23 +175,79 @@ class EntityModel(Value):
 
 
 class SupportSet(Value):
-    """Entity models from one or more support files, by type (`module.name`)."""
+    """Entity models from one or more support files, by type (`module.name`). Models from the
+    support cache stay pickled until their type is first asked for (`get`, `models`)."""
 
     FIELDS = ("models", "files")
-    models: dict[str, EntityModel]
     files: list[Path]
 
     def __init__(self, models: dict[str, EntityModel] | None = None,
                  files: list[Path] | None = None):
-        self.models = {} if models is None else models
+        self._models: dict[str, EntityModel | _Stored] = {
+            type_name: model for type_name, model in (models or {}).items()}
         self.files = [] if files is None else files
 
+    @property
+    def models(self) -> dict[str, EntityModel]:
+        """Every model, by type, in the order the files define them."""
+        return {type_name: self._model(type_name) for type_name in self._models}
+
     def get(self, type_name: str) -> EntityModel | None:
-        return self.models.get(type_name)
+        return self._model(type_name) if type_name in self._models else None
+
+    def _model(self, type_name: str) -> EntityModel:
+        model = self._models[type_name]
+        if type(model) is _Stored:
+            model = self._models[type_name] = model.load()
+        assert type(model) is EntityModel
+        return model
+
+    def add(self, model: EntityModel | _Stored) -> EntityModel | None:
+        """Add a model unless its type is there already; returns the one there."""
+        type_name = f"{model.module}.{model.name}"
+        if type_name in self._models:
+            return self._model(type_name)
+        self._models[type_name] = model
+        return None
 
     @property
     def modules(self) -> list[str]:
-        return sorted({m.module for m in self.models.values()})
+        return sorted({m.module for m in self._models.values()})
+
+
+class _Stored:
+    """An entity model still pickled in the support cache, with what loading it needs."""
+
+    __slots__ = ("module", "name", "data", "source")
+
+    def __init__(self, module: str, name: str, data: bytes, source: _StoredFile):
+        self.module, self.name, self.data, self.source = module, name, data, source
+
+    def load(self) -> EntityModel:
+        model = self.source.cache.model(self.data, self.source.name)
+        return model if model is not None else self.source.parse_again(self.name)
+
+
+class _StoredFile:
+    """The support file a cache entry was made from."""
+
+    __slots__ = ("path", "name", "key", "cache")
+
+    def __init__(self, path: Path, name: str, key: str, cache: SupportCache):
+        self.path, self.name, self.key, self.cache = path, name, key, cache
+
+    def parse_again(self, model_name: str) -> EntityModel:
+        """The model `model_name` parsed from the file, for an entry damaged inside (which is
+        stored anew): the file's bytes are those hashed, unless it changed meanwhile."""
+        chk = Checker()
+        models = _parse(self.path, None, self.name, chk) or []
+        found = [m for m in models if m.name == model_name]
+        if chk.problems or not found:
+            raise BerthError(chk.problems or [Problem(
+                f"changed while berth read it: entity model '{model_name}' is gone",
+                Location(self.path))])
+        self.cache.put_models(self.key, self.name, models)
+        return found[0]
 
 
 # strict checking: the one reader of berth (`yamlio.Reader`); `Checker` stays the local name
@@ -483,18 +539,18 @@ def load_support(paths: Iterable[str | Path]) -> SupportSet:
             continue
         result.files.append(path)
         for model in models:
-            previous = result.models.get(model.type)
+            previous = result.add(model)
             if previous is not None:
-                chk.add(f"entity type '{model.type}' is defined twice: here and in "
-                        f"{previous.loc}", model.loc, "name")
-                continue
-            result.models[model.type] = model
+                loc = model.load().loc if isinstance(model, _Stored) else model.loc
+                chk.add(f"entity type '{model.module}.{model.name}' is defined twice: here and "
+                        f"in {previous.loc}", loc, "name")
     if chk.problems:
         raise BerthError(chk.problems)
     return result
 
 
-def _load_file(path: Path, chk: Checker, cache: SupportCache | None) -> list[EntityModel] | None:
+def _load_file(path: Path, chk: Checker, cache: SupportCache | None
+               ) -> list[EntityModel] | list[_Stored] | None:
     """The entity models of one support file (None when it cannot be parsed); problems go to
     `chk`. With a cache, the bytes read are the bytes hashed, parsed and stored."""
     text = None
@@ -508,9 +564,21 @@ def _load_file(path: Path, chk: Checker, cache: SupportCache | None) -> list[Ent
     else:
         if cache is not None:
             key = cache.key(content)
-            models = cache.get(key, name)
-            if models is not None:
-                return models
+            stored = cache.get_models(key)
+            if stored is not None:
+                source = _StoredFile(path, name, key, cache)
+                return [_Stored(module, model, data, source) for module, model, data in stored]
+    before = len(chk.problems)
+    models = _parse(path, text, name, chk)
+    if models is not None and cache is not None and key is not None \
+            and len(chk.problems) == before:
+        cache.put_models(key, name, models)
+    return models
+
+
+def _parse(path: Path, text: str | None, name: str, chk: Checker) -> list[EntityModel] | None:
+    """The entity models of one support file, parsed from `text` (None: read `path`); None
+    when it cannot be parsed; problems go to `chk`."""
     try:
         if text is None:
             data = load_yaml(path)
@@ -521,8 +589,4 @@ def _load_file(path: Path, chk: Checker, cache: SupportCache | None) -> list[Ent
     except BerthError as err:
         chk.problems.extend(err.problems)
         return None
-    before = len(chk.problems)
-    models = read_support(data, path, chk)
-    if cache is not None and key is not None and len(chk.problems) == before:
-        cache.put(key, name, models)
-    return models
+    return read_support(data, path, chk)

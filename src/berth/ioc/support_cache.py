@@ -1,10 +1,11 @@
 """A content-addressed cache of checked support files, as Python's `.pyc` files are for modules.
 
-The entity models read from one support file are pickled under a hash of the file's bytes,
-salted with berth's version, a format number and the state of the modules that build them;
-the same bytes in give the same models out, so an entry is never stale, and a changed file is
-simply parsed again. Only files without problems are stored. The same folder keeps plain
-values for other outputs that are pure functions of files (`berth.ioc.screens_cache`).
+The entity models read from one support file are pickled, each on its own, under a hash of the
+file's bytes, salted with berth's version, a format number and the state of the modules that
+build them; the same bytes in give the same models out, so an entry is never stale, and a
+changed file is simply parsed again. A model is unpickled when generation first asks for its
+type. Only files without problems are stored. The same folder keeps plain values for other
+outputs that are pure functions of files (`berth.ioc.screens_cache`).
 
 The path of the file is not stored: every location in the models names the file through one
 string, which is pickled as a reference and replaced on load by the path actually loaded, so
@@ -46,7 +47,7 @@ def digest(data: bytes) -> str:
     return blake2b(data, digest_size=20).hexdigest()
 
 
-FORMAT = 1  # bump when what is stored changes shape
+FORMAT = 2  # bump when what is stored changes shape (2: each model pickled on its own)
 SUFFIX = ".pickle"
 
 # classes an entry may name (anything else makes the entry unusable, not an error)
@@ -151,31 +152,38 @@ class SupportCache:
             os.close(fd)
 
     def load(self, key: str, file: str) -> Any:
-        """What is stored under `key` (models, or a document read from YAML), its locations
-        naming `file`; None when there is no usable entry."""
+        """What `put` stored under `key` (a document read from YAML), its locations naming
+        `file`; None when there is no usable entry."""
         data = self.read(key)
-        if data is None:
-            return None
-        try:
-            collecting = gc.isenabled()
-            gc.disable()  # thousands of new containers: collecting them meanwhile costs ~40%
-            try:
-                return _Unpickler(io.BytesIO(data), file).load()
-            finally:
-                if collecting:
-                    gc.enable()
-        except Exception:
-            return None
+        return None if data is None else _loads(data, file)
 
-    def get(self, key: str, file: str) -> list[EntityModel] | None:
-        """The models stored under `key`, their locations naming `file`; None when there is
-        no usable entry."""
-        models = self.load(key, file)
+    def get_models(self, key: str) -> list[tuple[str, str, bytes]] | None:
+        """The models of a support file stored under `key`, as (module, name, pickle) triples;
+        None when there is no usable entry. `model()` unpickles one: an IOC uses a few models
+        of each file, and unpickling them all cost more than the generation itself (~7 ms for
+        the 96 models of the twelve ibek-support files a p47 IOC loads)."""
+        stored = self.get_plain(key)
+        if type(stored) is not list or not all(
+                type(item) is tuple and len(item) == 3 and type(item[0]) is str
+                and type(item[1]) is str and type(item[2]) is bytes for item in stored):
+            return None
+        return stored
+
+    def model(self, data: bytes, file: str) -> EntityModel | None:
+        """One model of `get_models`, its locations naming `file`; None if it is damaged."""
         from berth.ioc.support import EntityModel
 
-        if type(models) is not list or not all(type(m) is EntityModel for m in models):
-            return None
-        return models
+        model = _loads(data, file)
+        return model if type(model) is EntityModel else None
+
+    def put_models(self, key: str, file: str, models: list[EntityModel]) -> None:
+        """Store the models read from `file` under `key`, each pickled on its own; failures
+        (an unpicklable value) store nothing."""
+        try:
+            stored = [(m.module, m.name, _dumps(m, file)) for m in models]
+        except Exception:
+            return
+        self.put_plain(key, stored)
 
     def get_plain(self, key: str) -> Any:
         """The plain value (dicts, lists, tuples, text, numbers) stored under `key`, or None."""
@@ -196,21 +204,39 @@ class SupportCache:
         except Exception:
             return
 
-    def put(self, key: str, file: str, models: Any) -> None:
-        """Store `models` or a YAML document (read from `file`) under `key`; failures are
-        ignored."""
+    def put(self, key: str, file: str, value: Any) -> None:
+        """Store a YAML document (read from `file`) under `key`; failures are ignored."""
         try:
-            import pickle
-
-            class Pickler(pickle.Pickler):
-                def persistent_id(self, obj: Any) -> str | None:
-                    return _FILE_ID if obj is file else None
-
-            buffer = io.BytesIO()
-            Pickler(buffer, protocol=5).dump(models)
-            atomic_write(self.path(key), buffer.getvalue())
+            atomic_write(self.path(key), _dumps(value, file))
         except Exception:
             return
+
+
+def _dumps(value: Any, file: str) -> bytes:
+    """A pickle of `value` in which the string `file` is a reference (see the module)."""
+    import pickle
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj: Any) -> str | None:
+            return _FILE_ID if obj is file else None
+
+    buffer = io.BytesIO()
+    Pickler(buffer, protocol=5).dump(value)
+    return buffer.getvalue()
+
+
+def _loads(data: bytes, file: str) -> Any:
+    """What `_dumps` wrote, its file references replaced by `file`; None when it is unusable."""
+    try:
+        collecting = gc.isenabled()
+        gc.disable()  # thousands of new containers: collecting them meanwhile costs ~40%
+        try:
+            return _Unpickler(io.BytesIO(data), file).load()
+        finally:
+            if collecting:
+                gc.enable()
+    except Exception:
+        return None
 
 
 def load_yaml_cached(path: Path) -> Any:

@@ -310,6 +310,42 @@ def test_corrupt_entry_falls_back_and_is_replaced(cache, monkeypatch, content):
         assert load_support([DEMO]).models == expected
 
 
+def damage_model(entry: Path, model_name: str) -> None:
+    """Rewrite a cache entry with one model's pickle spoilt, the rest of it intact."""
+    stored = pickle.loads(entry.read_bytes())
+    assert model_name in [name for _module, name, _data in stored]
+    entry.write_bytes(pickle.dumps([(module, name, b"spoilt" if name == model_name else data)
+                                    for module, name, data in stored], protocol=5))
+
+
+def test_a_model_damaged_inside_its_entry_is_parsed_again_and_stored_anew(cache, monkeypatch):
+    expected = load_uncached([DEMO], monkeypatch).models
+    load_support([DEMO])
+    [entry] = entries(cache)
+    good = entry.read_bytes()
+    damage_model(entry, "Port")
+    assert load_support([DEMO]).models == expected
+    assert entry.read_bytes() == good
+    with monkeypatch.context() as mp:
+        no_parsing(mp)
+        assert load_support([DEMO]).models == expected
+
+
+def test_only_the_models_an_ioc_uses_are_unpickled(cache, tmp_path, monkeypatch):
+    instance = tmp_path / "ioc.yaml"
+    instance.write_text("ioc_name: x\nentities:\n  - {type: demo.Counter, name: a}\n")
+    cold = generate([instance], [DEMO], OPTIONS)
+    store = SupportCache.open()
+    assert store is not None
+    entry = store.path(store.key(DEMO.read_bytes()))
+    damage_model(entry, "Port")  # the IOC has no port: its model is never read
+    with monkeypatch.context() as mp:
+        no_parsing(mp)
+        warm = generate([instance], [DEMO], OPTIONS)
+    assert (warm.st_cmd, warm.ioc_subst) == (cold.st_cmd, cold.ioc_subst)
+    assert "spoilt" in str(pickle.loads(entry.read_bytes()))  # nothing stored again
+
+
 def test_entry_of_other_shape_foreign_class_or_writable_by_others_is_ignored(cache,
                                                                            monkeypatch):
     expected = load_support([DEMO]).models
