@@ -351,7 +351,7 @@ def test_entry_of_other_shape_foreign_class_or_writable_by_others_is_ignored(cac
     expected = load_support([DEMO]).models
     [entry] = entries(cache)
     good = entry.read_bytes()
-    monkeypatch.setattr(SupportCache, "put", lambda *args: None)  # keep what is written here
+    monkeypatch.setattr(SupportCache, "put_models", lambda *args: None)  # keep what is written here
     parsed = []
     original = support_module.loads_yaml
     monkeypatch.setattr(support_module, "loads_yaml",
