@@ -277,17 +277,16 @@ def dashboard_tools() -> dict[str, Path]:
 SOURCE_LABEL = "berth.source-hash"
 
 
-def source_hash(dev_packages: str = "", kind: str = "softioc") -> str:
+def source_hash(dev_packages: str = "", tools: dict[str, Path] | None = None) -> str:
     """A digest of everything that goes into the image: berth's package files (sources,
-    assets, Dockerfile), its requirements, the developer stage's packages and (dashboard) the
-    tools it carries."""
+    assets, Dockerfile), its requirements, the developer stage's packages and the tools it
+    carries (the dashboard's, `dashboard_tools()`)."""
     from importlib import metadata
 
     digest = hashlib.sha256(dev_packages.encode())
-    if kind == "dashboard":
-        for name, path in dashboard_tools().items():
-            info = path.stat()
-            digest.update(f"{name}\0{info.st_size}\0{info.st_mtime_ns}\0".encode())
+    for name, path in (tools or {}).items():
+        info = path.stat()
+        digest.update(f"{name}\0{info.st_size}\0{info.st_mtime_ns}\0".encode())
     package = Path(__file__).resolve().parent
     checkout = source_checkout()
     requirements = ((checkout / "pyproject.toml").read_text() if checkout is not None
@@ -299,15 +298,14 @@ def source_hash(dev_packages: str = "", kind: str = "softioc") -> str:
     return digest.hexdigest()[:16]
 
 
-def build_context(context: Path, kind: str = "softioc") -> None:
-    """The Dockerfile, berth's and its dependencies' wheels, the IOC scripts and (dashboard)
-    the tools in `context`."""
+def build_context(context: Path, tools: dict[str, Path] | None = None) -> None:
+    """The Dockerfile, berth's and its dependencies' wheels, the IOC scripts and the `tools`
+    the image carries (in `tools/`) in `context`."""
     assets = image_assets()
     collect_wheels(context / "wheels")
-    tools = context / "tools"
-    tools.mkdir()
-    for name, path in (dashboard_tools() if kind == "dashboard" else {}).items():
-        shutil.copy2(path, tools / name)
+    (context / "tools").mkdir()
+    for name, path in (tools or {}).items():
+        shutil.copy2(path, context / "tools" / name)
     shutil.copy2(assets / "Dockerfile", context / "Dockerfile")
     scripts = context / "ioc"
     scripts.mkdir()
@@ -357,7 +355,8 @@ def build(engine: Engine, tags: list[str] | None = None, rebuild_base: bool = Fa
     tags = tags or default_tags(kind)
     report = BuildReport(tags)
     start = time.monotonic()
-    wanted = source_hash(dev_packages, kind)
+    tools = dashboard_tools() if kind == "dashboard" else {}  # (what is hashed is copied)
+    wanted = source_hash(dev_packages, tools)
     if not force and not rebuild_base and all(
             engine.image_label(tag, SOURCE_LABEL) == wanted for tag in tags):
         report.up_to_date = True
@@ -373,7 +372,7 @@ def build(engine: Engine, tags: list[str] | None = None, rebuild_base: bool = Fa
         context.mkdir()
         mark = time.monotonic()
         with phase(say, "collecting the wheels of berth and its dependencies (pip)"):
-            build_context(context, kind)
+            build_context(context, tools)
         report.timings["wheels"] = time.monotonic() - mark
         mark = time.monotonic()
         tag_flags = [flag for tag in tags for flag in ("-t", tag)]

@@ -233,7 +233,7 @@ class _Builder:
         self.aliased = 0  # of which come from aliases
         self.depth = 0
         self.yaml = yaml
-        self.helm = helm
+        # Helm values: plain scalars YAML 1.1 would read otherwise are reported
         self.yaml11_only = re.compile(_YAML11_ONLY) if helm else None
         self.ambiguous: list[Problem] = []
 

@@ -171,7 +171,12 @@ class EntityModel(Value):
 
     @property
     def type(self) -> str:
-        return f"{self.module}.{self.name}"
+        return entity_type(self.module, self.name)
+
+
+def entity_type(module: str, name: str) -> str:
+    """An entity type as instances name it: `module.name`."""
+    return f"{module}.{name}"
 
 
 class SupportSet(Value):
@@ -204,10 +209,9 @@ class SupportSet(Value):
 
     def add(self, model: EntityModel | _Stored) -> EntityModel | None:
         """Add a model unless its type is there already; returns the one there."""
-        type_name = f"{model.module}.{model.name}"
-        if type_name in self._models:
-            return self._model(type_name)
-        self._models[type_name] = model
+        if model.type in self._models:
+            return self._model(model.type)
+        self._models[model.type] = model
         return None
 
     @property
@@ -223,6 +227,10 @@ class _Stored:
     def __init__(self, module: str, name: str, data: bytes, source: _StoredFile):
         self.module, self.name, self.data, self.source = module, name, data, source
 
+    @property
+    def type(self) -> str:
+        return entity_type(self.module, self.name)
+
     def load(self) -> EntityModel:
         model = self.source.cache.model(self.data, self.source.name)
         return model if model is not None else self.source.parse_again(self.name)
@@ -231,23 +239,29 @@ class _Stored:
 class _StoredFile:
     """The support file a cache entry was made from."""
 
-    __slots__ = ("path", "name", "key", "cache")
+    __slots__ = ("path", "name", "key", "cache", "parsed")
 
     def __init__(self, path: Path, name: str, key: str, cache: SupportCache):
         self.path, self.name, self.key, self.cache = path, name, key, cache
+        self.parsed: dict[str, EntityModel] | None = None  # by name, once parsed again
 
     def parse_again(self, model_name: str) -> EntityModel:
         """The model `model_name` parsed from the file, for an entry damaged inside (which is
-        stored anew): the file's bytes are those hashed, unless it changed meanwhile."""
-        chk = Checker()
-        models = _parse(self.path, None, self.name, chk) or []
-        found = [m for m in models if m.name == model_name]
-        if chk.problems or not found:
-            raise BerthError(chk.problems or [Problem(
+        stored anew; the file is parsed once, however many of its models are damaged): the
+        file's bytes are those hashed, unless it changed meanwhile."""
+        if self.parsed is None:
+            chk = Checker()
+            models = _parse(self.path, None, self.name, chk) or []
+            if chk.problems:
+                raise BerthError(chk.problems)
+            self.cache.put_models(self.key, self.name, models)
+            self.parsed = {m.name: m for m in models}
+        found = self.parsed.get(model_name)
+        if found is None:
+            raise BerthError(Problem(
                 f"changed while berth read it: entity model '{model_name}' is gone",
-                Location(self.path))])
-        self.cache.put_models(self.key, self.name, models)
-        return found[0]
+                Location(self.path)))
+        return found
 
 
 # strict checking: the one reader of berth (`yamlio.Reader`); `Checker` stays the local name
@@ -446,7 +460,8 @@ def _read_model(chk: Checker, module: str, raw: Any, seq: YList, index: int
     if spec is None:
         return None
     name = spec.get("name")
-    label = f"{module}.{name}" if isinstance(name, str) else f"entity_models item {index + 1}"
+    label = (entity_type(module, name) if isinstance(name, str)
+             else f"entity_models item {index + 1}")
     chk.keys(spec, _MODEL_KEYS, ("name", "description"), f"entity model {label}")
     if not isinstance(name, str):
         if "name" in spec:
@@ -542,8 +557,8 @@ def load_support(paths: Iterable[str | Path]) -> SupportSet:
             previous = result.add(model)
             if previous is not None:
                 loc = model.load().loc if isinstance(model, _Stored) else model.loc
-                chk.add(f"entity type '{model.module}.{model.name}' is defined twice: here and "
-                        f"in {previous.loc}", loc, "name")
+                chk.add(f"entity type '{model.type}' is defined twice: here and in "
+                        f"{previous.loc}", loc, "name")
     if chk.problems:
         raise BerthError(chk.problems)
     return result

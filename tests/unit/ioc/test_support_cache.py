@@ -310,11 +310,11 @@ def test_corrupt_entry_falls_back_and_is_replaced(cache, monkeypatch, content):
         assert load_support([DEMO]).models == expected
 
 
-def damage_model(entry: Path, model_name: str) -> None:
-    """Rewrite a cache entry with one model's pickle spoilt, the rest of it intact."""
+def damage_model(entry: Path, *model_names: str) -> None:
+    """Rewrite a cache entry with some models' pickles spoilt, the rest of it intact."""
     stored = pickle.loads(entry.read_bytes())
-    assert model_name in [name for _module, name, _data in stored]
-    entry.write_bytes(pickle.dumps([(module, name, b"spoilt" if name == model_name else data)
+    assert set(model_names) <= {name for _module, name, _data in stored}
+    entry.write_bytes(pickle.dumps([(module, name, b"spoilt" if name in model_names else data)
                                     for module, name, data in stored], protocol=5))
 
 
@@ -323,8 +323,13 @@ def test_a_model_damaged_inside_its_entry_is_parsed_again_and_stored_anew(cache,
     load_support([DEMO])
     [entry] = entries(cache)
     good = entry.read_bytes()
-    damage_model(entry, "Port")
+    damage_model(entry, "Port", "Device")
+    parsed = []
+    original = support_module.load_yaml
+    monkeypatch.setattr(support_module, "load_yaml",
+                        lambda *args: parsed.append(1) or original(*args))
     assert load_support([DEMO]).models == expected
+    assert len(parsed) == 1  # one parse for both damaged models
     assert entry.read_bytes() == good
     with monkeypatch.context() as mp:
         no_parsing(mp)
